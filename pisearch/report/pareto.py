@@ -1,0 +1,70 @@
+"""Pareto fronts and 2-D hypervolume over trial tables (pure numpy / pandas; no Optuna)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+DIRECTIONS = ("maximize", "minimize")
+
+
+def _as_minimization(values: np.ndarray, directions: list[str]) -> np.ndarray:
+    signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
+    return np.asarray(values, dtype=float) * signs
+
+
+def pareto_mask(values: np.ndarray, directions: list[str]) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``values`` (n × k) under per-column ``directions``.
+
+    A row is dominated when another row is at least as good in every column and better in one. Duplicate
+    rows are all kept (neither dominates the other).
+    """
+    for d in directions:
+        if d not in DIRECTIONS:
+            raise ValueError(f"direction must be maximize or minimize, got {d!r}")
+    v = _as_minimization(values, directions)
+    n = len(v)
+    mask = np.ones(n, dtype=bool)
+    for i in range(n):
+        if not mask[i]:
+            continue
+        dominated = np.all(v <= v[i], axis=1) & np.any(v < v[i], axis=1)
+        if dominated.any():
+            mask[i] = False
+    return mask
+
+
+def pareto_front(df: pd.DataFrame, objectives: Mapping[str, str]) -> pd.DataFrame:
+    """The non-dominated rows of ``df`` for ``objectives`` (column → direction), sorted by the first
+    objective's column ascending. Rows with a missing objective are never on the front."""
+    cols = list(objectives)
+    ok = df.dropna(subset=cols)
+    if ok.empty:
+        return ok
+    mask = pareto_mask(ok[cols].to_numpy(), [objectives[c] for c in cols])
+    return ok[mask].sort_values(cols[0])
+
+
+def hypervolume_2d(points: np.ndarray, reference: tuple[float, float], directions: list[str]) -> float:
+    """Area dominated by ``points`` (n × 2) and bounded by ``reference`` (a point worse than all on both axes).
+
+    Units are the product of the two objectives' units (e.g. accuracy × ReLUs). Points that do not improve
+    on the reference in both coordinates contribute nothing.
+    """
+    if len(points) == 0:
+        return 0.0
+    v = _as_minimization(np.asarray(points, dtype=float).reshape(-1, 2), directions)
+    ref = _as_minimization(np.asarray(reference, dtype=float).reshape(1, 2), directions)[0]
+    v = v[np.all(v < ref, axis=1)]
+    if len(v) == 0:
+        return 0.0
+    v = v[pareto_mask(v, ["minimize", "minimize"])]
+    v = v[np.argsort(v[:, 0])]
+    area, prev_y = 0.0, ref[1]
+    for x, y in v:
+        if y < prev_y:
+            area += (ref[0] - x) * (prev_y - y)
+            prev_y = y
+    return float(area)
