@@ -46,7 +46,7 @@ def validate(model: type[M], data: Any, source: str, prefix: str = "") -> M:
         first = err.errors()[0]
         loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         key = key_path(((prefix,) if prefix else ()) + loc)
-        reason = first["msg"]
+        reason = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             reason = "unknown key"
         raise UserError(f"{source}: {key}: {reason}") from None
