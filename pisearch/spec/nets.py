@@ -108,3 +108,27 @@ def wrn22_8(resolution: int = 32, num_classes: int = 10, convention: str = "A") 
     stages = tuple(Stage(depth=3, width=w, stride=s) for w, s in ((128, 1), (256, 2), (512, 2)))
     spec = ArchSpec(stages=stages, stem=Stem(width=16), num_classes=num_classes, resolution=resolution, preact=True)
     return apply_convention(spec, convention)
+
+
+HYBRENET_DEPTHS = (2, 2, 2, 2)
+
+
+def hybrenet(base_width: int, ratios: Sequence[int], *, resolution: int = 32, num_classes: int = 10,
+             convention: str = "A") -> ArchSpec:
+    """DeepReShape's HybReNet parameterisation (Jha & Reagen, arXiv 2304.10593): the ResNet18 backbone
+    (basic blocks 2-2-2-2, CIFAR stem of width ``base_width``) with stage widths ``m, m·α, m·α·β, m·α·β·γ``
+    for ``ratios`` = (α, β, γ). Widths as in PrivCirNet's ``src/resnet.py`` (see REFERENCES.md §2)."""
+    return resnet(stage_widths(base_width, ratios), HYBRENET_DEPTHS, resolution=resolution, num_classes=num_classes,
+                  convention=convention)
+
+
+@register_net
+def hybrenet_16_553(resolution: int = 32, num_classes: int = 10, convention: str = "A") -> ArchSpec:
+    """HybReNet (m=16; α,β,γ = 5,5,3): widths 16-80-400-1200; 343,040 ReLUs at 32², 1,372,160 at 64² (A)."""
+    return hybrenet(16, (5, 5, 3), resolution=resolution, num_classes=num_classes, convention=convention)
+
+
+@register_net
+def hybrenet_32_253(resolution: int = 32, num_classes: int = 10, convention: str = "A") -> ArchSpec:
+    """HybReNet (m=32; α,β,γ = 2,5,3): widths 32-64-320-960; 372,736 ReLUs at 32², 1,490,944 at 64² (A)."""
+    return hybrenet(32, (2, 5, 3), resolution=resolution, num_classes=num_classes, convention=convention)
