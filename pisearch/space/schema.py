@@ -1,0 +1,251 @@
+"""The search-space file format: pydantic models, validated strictly, and their one-line error messages.
+
+A *choice* is written as a single value (fixed, never suggested), a list of values (``suggest_categorical``)
+or, for integers, a range ``{low, high, step}`` (``suggest_int``, so samplers can use the order).
+See ``search_spaces/*.yaml`` for commented examples of every key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError
+
+from pisearch.errors import UserError
+from pisearch.spec import ACT_KINDS, CONVENTIONS, stage_widths
+from pisearch.spec.core import BLOCK_EXPANSION, STEM_KINDS
+
+GRANULARITIES = ("network", "stage", "block", "site")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The values one knob may take; ``step`` is set when it was declared as an integer range."""
+
+    values: tuple
+    step: int | None = None
+
+    @property
+    def fixed(self) -> bool:
+        """A single value: the knob is a constant and no parameter is suggested for it."""
+        return len(self.values) == 1
+
+    def suggest(self, trial: Any, name: str) -> Any:
+        """The value for this trial, asked of Optuna as parameter ``name`` (nothing is asked when fixed)."""
+        if self.fixed:
+            return self.values[0]
+        if self.step is not None:
+            return trial.suggest_int(name, self.values[0], self.values[-1], step=self.step)
+        return trial.suggest_categorical(name, self.values)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _parse_range(value: Mapping, what: str, check: Callable[[Any], bool]) -> Choice:
+    unknown = set(value) - {"low", "high", "step"}
+    if unknown:
+        raise ValueError(f"unknown range key {sorted(unknown)[0]!r} (allowed: low, high, step)")
+    if "low" not in value or "high" not in value:
+        raise ValueError("a range needs both low and high")
+    low, high, step = value["low"], value["high"], value.get("step", 1)
+    for key, v in (("low", low), ("high", high)):
+        if not check(v):
+            raise ValueError(f"range {key}: expected {what}, got {v!r}")
+    if not _is_int(step) or step < 1:
+        raise ValueError(f"range step: expected an integer ≥ 1, got {step!r}")
+    if low > high:
+        raise ValueError(f"range low ({low}) is above high ({high})")
+    if (high - low) % step:
+        raise ValueError(f"range high - low ({high - low}) is not a multiple of step ({step})")
+    return Choice(tuple(range(low, high + 1, step)), step)
+
+
+def _choice_type(what: str, check: Callable[[Any], bool], *, ranges: bool = False, optional: bool = False):
+    """An annotated :class:`Choice` field type whose elements must satisfy ``check`` (described by ``what``)."""
+
+    def parse(value: Any) -> Choice | None:
+        if isinstance(value, Choice) or (value is None and optional):
+            return value
+        if isinstance(value, Mapping):
+            if not ranges:
+                raise ValueError(f"expected {what} or a list of them, got a mapping")
+            return _parse_range(value, what, check)
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise ValueError("empty list of choices")
+        for i, v in enumerate(values):
+            if not check(v):
+                where = f" (choice {i})" if isinstance(value, list) else ""
+                raise ValueError(f"expected {what}, got {v!r}{where}")
+        if len(set(values)) != len(values):
+            raise ValueError(f"duplicate choices in {values!r}")
+        return Choice(tuple(values))
+
+    kind = Choice | None if optional else Choice
+    return Annotated[kind, PlainValidator(parse), PlainSerializer(_dump_choice)]
+
+
+def _dump_choice(choice: Choice | None) -> Any:
+    """A choice written back in the file's notation (``parse`` of the result gives the same choice)."""
+    if choice is None or choice.fixed:
+        return None if choice is None else choice.values[0]
+    if choice.step is not None:
+        return {"low": choice.values[0], "high": choice.values[-1], "step": choice.step}
+    return list(choice.values)
+
+
+def _one_of(names: tuple[str, ...] | Mapping) -> tuple[str, Callable[[Any], bool]]:
+    return "one of " + ", ".join(names), lambda v: isinstance(v, str) and v in names
+
+
+_POSITIVE = ("an integer ≥ 1", lambda v: _is_int(v) and v >= 1)
+PositiveInts = _choice_type(*_POSITIVE, ranges=True)
+OptionalPositiveInts = _choice_type(*_POSITIVE, ranges=True, optional=True)
+Ratios = _choice_type("a number > 0", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+                      ranges=True)
+ActKinds = _choice_type(*_one_of(ACT_KINDS))
+BlockKinds = _choice_type(*_one_of(BLOCK_EXPANSION))
+StemKinds = _choice_type(*_one_of(STEM_KINDS))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class StemConfig(_Model):
+    kind: StemKinds = Choice(("cifar",))
+    width: OptionalPositiveInts = None  # None: the first stage's width
+
+
+class WidthsConfig(_Model):
+    base: PositiveInts
+    ratios: list[Ratios] = []
+    max: int | None = Field(None, ge=1)
+
+
+class StagesConfig(_Model):
+    depth: list[PositiveInts] = Field(min_length=1)
+    count: OptionalPositiveInts = None  # None: every declared stage
+    block: BlockKinds = Choice(("basic",))
+
+
+class ActsConfig(_Model):
+    choices: ActKinds = Choice(("relu",))
+    granularity: Literal[GRANULARITIES] = "stage"
+
+
+class BudgetConfig(_Model):
+    min_relus: int | None = Field(None, ge=0)
+    max_relus: int | None = Field(None, ge=0)
+
+
+class SpaceConfig(_Model):
+    """A whole search-space file (see ``search_spaces/resnet_widths.yaml`` for every key explained)."""
+
+    name: str | None = Field(None, min_length=1)
+    resolution: int = Field(ge=8)
+    convention: Literal[CONVENTIONS] = "A"
+    stem: StemConfig = StemConfig()
+    widths: WidthsConfig
+    stages: StagesConfig
+    acts: ActsConfig = ActsConfig()
+    budget: BudgetConfig = BudgetConfig()
+
+
+def _path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The model class that holds the key at ``loc`` (to list the allowed keys)."""
+    model: Any = SpaceConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        ann = model.model_fields[part].annotation
+        model = next((a for a in (ann, *get_args(ann)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return None
+    return model
+
+
+def _reason(err: Mapping) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        model = _model_at(err["loc"])
+        allowed = f" (allowed: {', '.join(model.model_fields)})" if model else ""
+        return f"unknown key{allowed}"
+    if kind == "missing":
+        return "missing required key"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    if kind == "model_type":
+        return f"expected a mapping of keys, got {err['input']!r}"
+    return f"{msg}, got {err['input']!r}"
+
+
+def fail(source: str, path: str, reason: str) -> UserError:
+    """The one-line error for a bad search-space file: ``<file>: <key path>: <reason>``."""
+    return UserError(f"{source}: {path}: {reason}")
+
+
+def parse_config(data: Any, source: str) -> SpaceConfig:
+    """Validate a search-space mapping; a problem raises :class:`UserError` naming ``source``, key and reason."""
+    if not isinstance(data, Mapping):
+        got = "an empty file" if data is None else type(data).__name__
+        raise fail(source, "(top level)", f"expected a mapping of keys, got {got}")
+    try:
+        config = SpaceConfig.model_validate(dict(data))
+    except ValidationError as err:
+        first, *rest = err.errors()
+        more = f" (and {len(rest)} more problem{'s' if len(rest) > 1 else ''})" if rest else ""
+        raise fail(source, _path(first["loc"]), _reason(first) + more) from None
+    _check_consistency(config, source)
+    return config
+
+
+def _check_consistency(c: SpaceConfig, source: str) -> None:
+    n = len(c.stages.depth)
+    if len(c.widths.ratios) != n - 1:
+        raise fail(source, "widths.ratios", f"expected one entry per stage after the first ({n - 1}, as "
+                                            f"stages.depth declares {n} stages), got {len(c.widths.ratios)}")
+    if c.stages.count is not None and max(c.stages.count.values) > n:
+        raise fail(source, "stages.count", f"at most {n} stages are declared in stages.depth, "
+                                           f"got {max(c.stages.count.values)}")
+    lo, hi = c.budget.min_relus, c.budget.max_relus
+    if lo is not None and hi is not None and lo > hi:
+        raise fail(source, "budget", f"min_relus ({lo}) is above max_relus ({hi})")
+    if c.widths.max is not None:
+        widest = max(widest_widths(c))
+        if widest > c.widths.max:
+            knob = free_knob(c)
+            via = "no width knob is free" if knob is None else f"{width_knobs(c)[knob][0]} at its smallest value"
+            raise fail(source, "widths.max", f"{c.widths.max} cannot always be met: with {via}, the other width "
+                                             f"choices reach a stage width of {widest}")
+
+
+def width_knobs(c: SpaceConfig) -> list[tuple[str, Choice]]:
+    """The width knobs in order, as ``(parameter name, choice)``: ``base_width`` (m), then ``ratio2`` (α: stage 2
+    width / stage 1 width), ``ratio3`` (β), …"""
+    return [("base_width", c.widths.base)] + [(f"ratio{i + 2}", r) for i, r in enumerate(c.widths.ratios)]
+
+
+def free_knob(c: SpaceConfig) -> int | None:
+    """Index in :func:`width_knobs` of the first knob with more than one value (the budget knob), or None."""
+    return next((i for i, (_, ch) in enumerate(width_knobs(c)) if not ch.fixed), None)
+
+
+def widest_widths(c: SpaceConfig) -> tuple[int, ...]:
+    """Stage widths with the free knob at its narrowest value and every other knob at its widest: the widest
+    network that the width cap must admit (widths grow with every knob)."""
+    knob = free_knob(c)
+    values = [min(ch.values) if i == knob else max(ch.values) for i, (_, ch) in enumerate(width_knobs(c))]
+    return stage_widths(values[0], values[1:])
+
