@@ -32,7 +32,7 @@ from functools import lru_cache
 
 from pisearch.cost import count
 from pisearch.errors import UserError
-from pisearch.spec import Act, ArchSpec
+from pisearch.spec import ArchSpec
 from pisearch.spec.nets import hybrenet
 
 HIGH_RATIOS = (5, 5, 3)
@@ -70,13 +70,18 @@ CULL_SEQUENCE = (
 )
 
 
+@lru_cache(maxsize=64)
+def _linear_sites(layout: Layout) -> tuple[str, ...]:
+    """Names of the sites ``layout`` makes identity (site names do not depend on widths or resolution)."""
+    return tuple(s.name for s in hybrenet(1, (1, 1, 1)).sites()
+                 if s.stage in layout.culled or (s.stage in layout.thinned and s.name.endswith(".act1")))
+
+
 def rule_spec(base_width: int, ratios: tuple[int, ...], layout: Layout, *, resolution: int = 32,
               num_classes: int = 10, convention: str = "A") -> ArchSpec:
     """The HybReNet ``(base_width; ratios)`` with ``layout``'s stages culled / thinned."""
-    spec = hybrenet(base_width, ratios, resolution=resolution, num_classes=num_classes, convention=convention)
-    off = {s.name: Act("identity") for s in spec.sites()
-           if s.stage in layout.culled or (s.stage in layout.thinned and s.name.endswith(".act1"))}
-    return spec.with_acts(off)
+    return hybrenet(base_width, ratios, resolution=resolution, num_classes=num_classes, convention=convention,
+                    acts=dict.fromkeys(_linear_sites(layout), "identity"))
 
 
 @lru_cache(maxsize=256)

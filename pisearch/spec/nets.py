@@ -114,12 +114,13 @@ HYBRENET_DEPTHS = (2, 2, 2, 2)
 
 
 def hybrenet(base_width: int, ratios: Sequence[int], *, resolution: int = 32, num_classes: int = 10,
-             convention: str = "A") -> ArchSpec:
+             convention: str = "A", acts: Mapping[str, Act | str] | None = None) -> ArchSpec:
     """DeepReShape's HybReNet parameterisation (Jha & Reagen, arXiv 2304.10593): the ResNet18 backbone
     (basic blocks 2-2-2-2, CIFAR stem of width ``base_width``) with stage widths ``m, m·α, m·α·β, m·α·β·γ``
-    for ``ratios`` = (α, β, γ). Widths as in PrivCirNet's ``src/resnet.py`` (see REFERENCES.md §2)."""
+    for ``ratios`` = (α, β, γ). Widths as in PrivCirNet's ``src/resnet.py`` (see REFERENCES.md §2).
+    ``acts`` overrides sites' activations (others ReLU) before ``convention`` applies."""
     return resnet(stage_widths(base_width, ratios), HYBRENET_DEPTHS, resolution=resolution, num_classes=num_classes,
-                  convention=convention)
+                  convention=convention, acts=acts)
 
 
 @register_net
