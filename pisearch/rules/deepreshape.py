@@ -3,9 +3,9 @@
 Source and status. DeepReShape (Jha & Reagen, arXiv 2304.10593, TMLR 2024) synthesizes HybReNets: ResNet18
 backbones whose stage widths ``m, m·α, m·α·β, m·α·β·γ`` put the network's ReLUs in the order of their
 criticality; its abstract finds wider networks better at high ReLU counts and networks with more
-least-critical ReLUs better at low counts, and calls the redesign O(1). The paper's body (the rule's exact
-text) was not reachable in any stored copy (searched for this module); what follows is pisearch's reading,
-REFERENCES.md §2, and not the authors' algorithm:
+least-critical ReLUs better at low counts, and calls the redesign O(1). Of the paper, only the abstract and
+introduction were readable in the stored copies searched for this module (ar5iv / arXiv HTML of 2304.10593);
+the rule's exact text was not. What follows is pisearch's reading, REFERENCES.md §2, not the authors' algorithm:
 
 1. The ratio profile comes from the budget regime: :data:`HIGH_RATIOS` (5,5,3) at budgets of at least
    :data:`HIGH_REGIME_RELUS_PER_PIXEL` ReLUs per input pixel, :data:`LOW_RATIOS` (2,5,3) below (both are the
