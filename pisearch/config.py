@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -15,18 +16,23 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def read_yaml(path: str | Path) -> dict:
-    """Parse a YAML mapping safely (``yaml.safe_load``); missing file, bad syntax or a non-mapping → UserError."""
+    """Parse a YAML mapping safely (``yaml.safe_load``); an unreadable file, bad syntax or a non-mapping
+    raises ``UserError("path: (file|top level): reason")``."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"{path}: (file): cannot read it ({err.strerror or err})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', None) or err}") from None
+        problem = getattr(err, "problem", None) or "parse error"
+        raise UserError(f"{path}: (file): not valid YAML: {problem}{where}") from None
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+        got = "an empty file" if data is None else type(data).__name__
+        raise UserError(f"{path}: (top level): expected a mapping of keys, got {got}")
     return data
 
 
@@ -38,18 +44,45 @@ def key_path(loc: tuple) -> str:
     return out or "(top level)"
 
 
-def validate(model: type[M], data: Any, source: str, prefix: str = "") -> M:
-    """``model.model_validate(data)``; the first validation error becomes ``UserError("source: key: reason")``."""
+def _model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The model class holding the key at ``loc`` (to list the allowed keys of an unknown-key error)."""
+    model: Any = root
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if part not in getattr(model, "model_fields", {}):
+            return None
+        ann = model.model_fields[part].annotation
+        model = next((a for a in (ann, *get_args(ann)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return None
+    return model
+
+
+def reason(err: Mapping, root: type[BaseModel]) -> str:
+    """A plain-words reason for one pydantic error of a ``root`` model."""
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        model = _model_at(root, err["loc"])
+        return f"unknown key (allowed: {', '.join(model.model_fields)})" if model else "unknown key"
+    if kind == "missing":
+        return "missing required key"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    if kind == "model_type":
+        return f"expected a mapping of keys, got {err['input']!r}"
+    return f"{msg}, got {err['input']!r}"
+
+
+def validate(model: type[M], data: Any, source: str) -> M:
+    """``model.model_validate(data)``; the first error becomes ``UserError("source: key.path: reason")``."""
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
+        first, *rest = err.errors()
         loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        key = key_path(((prefix,) if prefix else ()) + loc)
-        reason = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            reason = "unknown key"
-        raise UserError(f"{source}: {key}: {reason}") from None
+        more = f" (and {len(rest)} more problem{'s' if len(rest) > 1 else ''})" if rest else ""
+        raise UserError(f"{source}: {key_path(loc)}: {reason(first, model)}{more}") from None
 
 
 def load(model: type[M], path: str | Path) -> M:

@@ -17,11 +17,11 @@ class Outer(BaseModel):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("name: [", "not valid YAML at line"),
+    ("name: [", "(file): not valid YAML: "),
     ("- a\n- b", "expected a mapping"),
     ("name: x\ncolour: red", "colour: unknown key"),
     ("name: x\ninner: {depth: [1, two]}", "inner.depth[1]: "),
-    ("inner: {}", "name: Field required"),
+    ("inner: {}", "name: missing required key"),
 ])
 def test_errors_name_file_key_reason(tmp_path, text, message):
     path = tmp_path / "c.yaml"
@@ -33,7 +33,7 @@ def test_errors_name_file_key_reason(tmp_path, text, message):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(UserError, match="no such file"):
+    with pytest.raises(UserError, match="cannot read it"):
         load(Outer, tmp_path / "nope.yaml")
 
 

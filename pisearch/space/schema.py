@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
 
+from pisearch.config import validate
 from pisearch.errors import UserError
 from pisearch.spec import ACT_KINDS, CONVENTIONS, stage_widths
 from pisearch.spec.core import BLOCK_EXPANSION, STEM_KINDS
@@ -156,41 +157,6 @@ class SpaceConfig(_Model):
     budget: BudgetConfig = BudgetConfig()
 
 
-def _path(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    """The model class that holds the key at ``loc`` (to list the allowed keys)."""
-    model: Any = SpaceConfig
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        ann = model.model_fields[part].annotation
-        model = next((a for a in (ann, *get_args(ann)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if model is None:
-            return None
-    return model
-
-
-def _reason(err: Mapping) -> str:
-    kind, msg = err["type"], err["msg"]
-    if kind == "extra_forbidden":
-        model = _model_at(err["loc"])
-        allowed = f" (allowed: {', '.join(model.model_fields)})" if model else ""
-        return f"unknown key{allowed}"
-    if kind == "missing":
-        return "missing required key"
-    if kind == "value_error":
-        return msg.removeprefix("Value error, ")
-    if kind == "model_type":
-        return f"expected a mapping of keys, got {err['input']!r}"
-    return f"{msg}, got {err['input']!r}"
-
-
 def fail(source: str, path: str, reason: str) -> UserError:
     """The one-line error for a bad search-space file: ``<file>: <key path>: <reason>``."""
     return UserError(f"{source}: {path}: {reason}")
@@ -201,12 +167,7 @@ def parse_config(data: Any, source: str) -> SpaceConfig:
     if not isinstance(data, Mapping):
         got = "an empty file" if data is None else type(data).__name__
         raise fail(source, "(top level)", f"expected a mapping of keys, got {got}")
-    try:
-        config = SpaceConfig.model_validate(dict(data))
-    except ValidationError as err:
-        first, *rest = err.errors()
-        more = f" (and {len(rest)} more problem{'s' if len(rest) > 1 else ''})" if rest else ""
-        raise fail(source, _path(first["loc"]), _reason(first) + more) from None
+    config = validate(SpaceConfig, dict(data), source)
     _check_consistency(config, source)
     return config
 

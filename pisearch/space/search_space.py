@@ -22,11 +22,10 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from pisearch.config import read_yaml
 from pisearch.cost import count
 from pisearch.spec import ArchSpec, Site, resnet, stage_widths
-from pisearch.space.schema import SpaceConfig, fail, free_knob, parse_config, width_knobs
+from pisearch.space.schema import SpaceConfig, free_knob, parse_config, width_knobs
 
 _GROUP_KEY = {
     "network": lambda site: "",
@@ -54,17 +53,7 @@ class SearchSpace:
     @classmethod
     def load(cls, path: str | Path) -> SearchSpace:
         """Read and validate a YAML search-space file (errors name the file, the key path and the reason)."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise fail(str(path), "(file)", f"cannot read it ({err.strerror or err})") from None
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(err, "problem", None) or "parse error"
-            raise fail(str(path), "(file)", f"not valid YAML: {problem}{where}") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_yaml(path), source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<dict>") -> SearchSpace:
