@@ -1,0 +1,41 @@
+"""``pisearch run``: launch or resume a search study from a study file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pisearch.cli.app import app
+from pisearch.study import load_study_config, run_study
+from pisearch.study.records import front_of
+
+
+@app.command()
+def run(
+    study_file: Path = typer.Argument(..., metavar="STUDY.yaml", help="Study file (see studies/)."),
+    n_trials: int = typer.Option(None, "--n-trials", "-n", help="Total trials the study should hold (default: file)."),
+    timeout: float = typer.Option(None, "--timeout", help="Stop starting new trials after this many seconds."),
+    storage: str = typer.Option(None, "--storage", help="Optuna storage URL (default sqlite:///<out>/study.db)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run folder (default runs/<study name>)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Run (or resume) a study: trials.csv and pareto.csv are rewritten after every trial."""
+    config, space_path = load_study_config(study_file)
+    result = run_study(config, space_path, n_trials=n_trials, timeout_s=timeout, storage=storage, out_dir=out,
+                       progress=progress)
+    df = result.trials
+    console = Console()
+    states = df["state"].value_counts().to_dict()
+    console.print(f"study {config.name!r}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
+                  + f" — {result.wall_seconds:.0f} s — {result.out_dir}/")
+    front = front_of(df, config.objectives)
+    table = Table(title=f"Pareto front ({', '.join(config.objectives)}; ReLUs = every site of the spec)")
+    for col in ("trial", "source", "accuracy", "relus", "summary"):
+        table.add_column(col)
+    for _, row in front.iterrows():
+        table.add_row(str(row["number"]), str(row["source"]), f"{row['accuracy']:.4f}", f"{int(row['relus']):,}",
+                      str(row["summary"]))
+    console.print(table)

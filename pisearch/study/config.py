@@ -1,0 +1,125 @@
+"""The study file (``studies/*.yaml``): what to search, on which data, at which fidelity, for which objectives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pisearch.config import read_yaml, validate
+from pisearch.errors import UserError
+from pisearch.train import Fidelity
+
+# Objective name -> Optuna direction. Units: accuracy is validation top-1 in [0, 1]; relus / relus_b / polys are
+# scalar evaluations per image (relus: every site of the spec; relus_b: SNL's convention B, stem/head excluded);
+# macs per image; params count; latency_ms / comm_mb are protocol estimates (pisearch.cost.protocols).
+OBJECTIVES = {
+    "accuracy": "maximize", "relus": "minimize", "relus_b": "minimize", "polys": "minimize", "macs": "minimize",
+    "params": "minimize", "latency_ms": "minimize", "comm_mb": "minimize",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Strict):
+    """Which data (``pisearch.data`` registry name) and how it is split; ``resolution`` defaults to the space's."""
+
+    name: str = "digits"
+    root: str | None = None
+    resolution: int | None = Field(None, ge=8)
+    channels: int = Field(3, ge=1)
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    split_seed: int = 0
+    download: bool = False
+
+
+class SamplerConfig(_Strict):
+    """Optuna sampler: ``nsga2`` (default), ``tpe``, ``random`` or ``grid``; seed defaults to the study seed."""
+
+    name: Literal["nsga2", "tpe", "random", "grid"] = "nsga2"
+    population_size: int = Field(8, ge=2)
+    seed: int | None = None
+
+
+class BudgetConfig(_Strict):
+    """ReLU window (convention of the space's specs, i.e. the exact count of every site) on top of the space's."""
+
+    min_relus: int | None = Field(None, ge=0)
+    max_relus: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BudgetConfig:
+        if self.min_relus is not None and self.max_relus is not None and self.min_relus > self.max_relus:
+            raise ValueError(f"min_relus {self.min_relus} is larger than max_relus {self.max_relus}")
+        return self
+
+
+class RuleBaseline(_Strict):
+    budgets: list[int] = Field(default_factory=list)
+
+
+class BaselinesConfig(_Strict):
+    """Points evaluated under the same fidelity and seed as searched trials (tagged ``source=rule|net``)."""
+
+    deepreshape: RuleBaseline | None = None
+    nets: list[str] = Field(default_factory=list)
+
+
+class ProtocolConfig(_Strict):
+    """Protocol and network for ``latency_ms`` / ``comm_mb`` estimates (``pisearch.cost.protocols``)."""
+
+    name: str = "delphi"
+    network: str = "lan"
+
+
+class StudyConfig(_Strict):
+    """A whole study. ``space`` is a path relative to the study file (or to the working directory)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    space: str
+    dataset: DatasetConfig = DatasetConfig()
+    fidelity: Fidelity = Fidelity()
+    objectives: list[str] = Field(default_factory=lambda: ["accuracy", "relus"], min_length=1)
+    sampler: SamplerConfig = SamplerConfig()
+    n_trials: int = Field(20, ge=1)
+    timeout_s: float | None = Field(None, gt=0)
+    seed: int = 0
+    storage: str | None = None
+    budget: BudgetConfig = BudgetConfig()
+    baselines: BaselinesConfig = BaselinesConfig()
+    protocol: ProtocolConfig = ProtocolConfig()
+    device: str = "cpu"
+    dashboard: bool = True
+    keep_weights: bool = False  # store each trained trial's weights as an Optuna artifact (for export)
+
+    @field_validator("objectives")
+    @classmethod
+    def _known_objectives(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in OBJECTIVES:
+                raise ValueError(f"unknown objective {name!r} (known: {', '.join(OBJECTIVES)})")
+        if len(set(names)) != len(names):
+            raise ValueError("an objective is listed twice")
+        return names
+
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVES[o] for o in self.objectives]
+
+
+def load_study_config(path: str | Path) -> tuple[StudyConfig, Path]:
+    """Read and validate a study file; returns the config and the resolved search-space path."""
+    path = Path(path)
+    config = validate(StudyConfig, read_yaml(path), str(path))
+    return config, resolve_space_path(config.space, path.parent, str(path))
+
+
+def resolve_space_path(space: str, base: Path, source: str) -> Path:
+    """The space file named by a study: relative to the study file first, then to the working directory."""
+    for candidate in (base / space, Path(space), Path("search_spaces") / space):
+        if candidate.is_file():
+            return candidate
+    raise UserError(f"{source}: space: no such search-space file {space!r} (looked in {base} and {Path.cwd()})")

@@ -1,0 +1,94 @@
+"""One trial: sample (or take) a spec, cost it exactly, reject it untrained if over budget, else proxy-train it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import optuna
+
+from pisearch.cost import count, estimate
+from pisearch.data import Splits
+from pisearch.space import SearchSpace
+from pisearch.spec import ArchSpec
+from pisearch.study.artifacts import store_weights
+from pisearch.study.config import StudyConfig
+from pisearch.train import Fidelity, seeded_build, train_proxy
+
+CONSTRAINT_KEY = "relu_budget"  # > 0: ReLUs outside the budget window (feasible when ≤ 0)
+
+
+class TrialDiverged(RuntimeError):
+    """The proxy trainer diverged twice (the trainer already retried at a lower learning rate)."""
+
+
+def cost_metrics(spec: ArchSpec, config: StudyConfig) -> dict[str, float]:
+    """Exact cost of ``spec`` (relus, relus_b, polys, macs, params per image) plus the protocol estimates
+    ``latency_ms`` / ``comm_mb`` of the study's protocol and network."""
+    cost = count(spec)
+    metrics: dict[str, float] = {k: v for k, v in cost.to_dict(tables=False).items() if k != "stage_relus"}
+    est = estimate(cost, config.protocol.name, config.protocol.network).to_dict()
+    metrics["latency_ms"], metrics["comm_mb"] = est["latency_ms"], est["comm_mb"]
+    return metrics
+
+
+def budget_violation(relus: int, window: tuple[int | None, int | None]) -> int:
+    """ReLUs by which ``relus`` lies outside ``window`` (0 when inside)."""
+    low, high = window
+    if high is not None and relus > high:
+        return relus - high
+    if low is not None and relus < low:
+        return low - relus
+    return 0
+
+
+@dataclass
+class TrialRunner:
+    """Callable objective for ``study.optimize``: everything a trial needs, loaded once per process."""
+
+    config: StudyConfig
+    space: SearchSpace
+    splits: Splits
+    fidelity: Fidelity
+    run_dir: str
+    level: int = 0
+
+    def spec_for(self, trial: optuna.Trial) -> ArchSpec:
+        if "spec" in trial.user_attrs:  # an enqueued baseline or a retried trial carries its spec
+            return ArchSpec.from_json(trial.user_attrs["spec"], source=f"trial {trial.number} spec")
+        return self.space.sample(trial, num_classes=self.splits.train.num_classes,
+                                 in_channels=self.splits.train.x.shape[1])
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        spec = self.spec_for(trial)
+        source = trial.user_attrs.get("source", "search")
+        metrics = cost_metrics(spec, self.config)
+        trial.set_user_attr("source", source)
+        trial.set_user_attr("spec", spec.to_json())
+        trial.set_user_attr("spec_hash", spec.hash)
+        trial.set_user_attr("summary", spec.summary())
+        for key, value in metrics.items():
+            trial.set_user_attr(key, value)
+        window = self.space.budget  # the study's budget is merged into the space (SearchSpace.with_budget)
+        violation = budget_violation(int(metrics["relus"]), window)
+        if window != (None, None):
+            trial.set_constraint(CONSTRAINT_KEY, float(violation))
+        trial.set_user_attr("feasible", violation == 0)
+        if violation > 0 and source == "search":
+            trial.set_user_attr("reason", f"{int(metrics['relus'])} ReLUs outside budget {window}: not trained")
+            return [0.0 if o == "accuracy" else metrics[o] for o in self.config.objectives]
+        model = seeded_build(spec, self.fidelity)
+        result = train_proxy(model, self.splits.train, self.splits.val, self.fidelity, device=self.config.device)
+        trial.set_user_attr("level", self.level)
+        trial.set_user_attr("fidelity", json.dumps(self.fidelity.model_dump(mode="json"), sort_keys=True))
+        trial.set_user_attr("train_seconds", round(result.train_seconds, 3))
+        trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
+        trial.set_user_attr("retried", result.retried)
+        trial.set_user_attr("accuracy_per_epoch", [round(a, 5) for a in result.accuracy_per_epoch])
+        if result.status != "ok":
+            trial.set_user_attr("reason", result.reason)
+            raise TrialDiverged(result.reason)
+        trial.set_user_attr("accuracy", result.accuracy)
+        if self.config.keep_weights:
+            store_weights(trial, model, self.run_dir)
+        return [result.accuracy if o == "accuracy" else metrics[o] for o in self.config.objectives]

@@ -1,0 +1,169 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+import pisearch.study.objective as objective_mod
+from pisearch.errors import UserError
+from pisearch.study import load_study_config, run_study
+from pisearch.study.config import OBJECTIVES
+from pisearch.train import TrainResult
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "search_spaces" / "tiny.yaml"
+
+
+def write_study(tmp_path, **overrides) -> Path:
+    data = {
+        "name": "t",
+        "space": str(TINY),
+        "dataset": {"name": "synthetic", "resolution": 16},
+        "fidelity": {"epochs": 1, "batch_size": 32, "train_subset": 96, "threads": 1},
+        "n_trials": 3,
+        "sampler": {"name": "random"},
+        "seed": 3,
+    }
+    data.update(overrides)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run(tmp_path, path=None, **kw):
+    config, space = load_study_config(path or write_study(tmp_path))
+    return run_study(config, space, out_dir=tmp_path / "run", progress=False, **kw)
+
+
+def brute_front(df, objectives):
+    ok = df[(df["state"] == "COMPLETE") & (df["feasible"] == True) & df["accuracy"].notna()]  # noqa: E712
+    sign = np.array([-1 if OBJECTIVES[o] == "maximize" else 1 for o in objectives])
+    v = ok[objectives].to_numpy(float) * sign
+    keep = [not any((v[j] <= v[i]).all() and (v[j] < v[i]).any() for j in range(len(v))) for i in range(len(v))]
+    return set(ok[keep]["number"])
+
+
+def test_three_trial_study_writes_tables(tmp_path):
+    result = run(tmp_path)
+    trials = pd.read_csv(tmp_path / "run" / "trials.csv")
+    pareto = pd.read_csv(tmp_path / "run" / "pareto.csv")
+    assert len(trials) == 3 and set(trials["state"]) == {"COMPLETE"}
+    assert trials["accuracy"].between(0, 1).all()
+    assert (trials["relus"] >= 0).all() and trials["spec_hash"].str.len().eq(12).all()
+    assert set(pareto["number"]) == brute_front(trials, ["accuracy", "relus"])
+    assert result.study.user_attrs["config_identity"]
+    assert (tmp_path / "run" / "study.db").exists()
+
+
+def test_resume_adds_trials_without_redoing(tmp_path):
+    path = write_study(tmp_path)
+    first = run(tmp_path, path).trials
+    second = run(tmp_path, path, n_trials=5).trials
+    assert len(second) == 5
+    merged = first.merge(second, on="number", suffixes=("_a", "_b"))
+    assert (merged["datetime_start_a"] == merged["datetime_start_b"]).all()
+    assert (merged["accuracy_a"] == merged["accuracy_b"]).all()
+    assert len(run(tmp_path, path, n_trials=5).trials) == 5  # nothing more to do
+
+
+def test_same_seed_reproduces_trials(tmp_path):
+    a = run(tmp_path / "a").trials
+    b = run(tmp_path / "b").trials
+    assert a["spec_hash"].tolist() == b["spec_hash"].tolist()
+    assert a["accuracy"].tolist() == b["accuracy"].tolist()
+
+
+@pytest.mark.parametrize("budget", [{"max_relus": 3000}, {"min_relus": 10**7}])
+def test_infeasible_candidates_never_train(tmp_path, monkeypatch, budget):
+    calls = []
+    real = objective_mod.train_proxy
+
+    def spy(model, *args, **kwargs):
+        calls.append(model)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(objective_mod, "train_proxy", spy)
+    path = write_study(tmp_path, budget=budget, n_trials=6)
+    trials = run(tmp_path, path).trials
+    feasible = trials["feasible"].astype(bool)
+    inside = trials["relus"].between(budget.get("min_relus", 0), budget.get("max_relus", 10**12))
+    assert (feasible == inside).all()
+    if "min_relus" in budget:
+        assert not feasible.any()
+    assert len(calls) == int(feasible.sum())
+    assert trials.loc[~feasible, "accuracy"].isna().all()
+    assert trials.loc[~feasible, "reason"].str.contains("not trained").all()
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    for t in study.trials:
+        assert (t.constraints["relu_budget"] > 0) == (not t.user_attrs["feasible"])
+
+
+def test_diverged_trial_fails_with_reason_and_study_goes_on(tmp_path, monkeypatch):
+    def diverge(*_a, **_k):
+        return TrainResult(accuracy=float("nan"), accuracy_per_epoch=[], train_seconds=0.1, images_per_second=0.0,
+                           status="diverged", reason="loss nan at epoch 0 step 3 (retried at lr/10)", retried=True)
+
+    monkeypatch.setattr(objective_mod, "train_proxy", diverge)
+    trials = run(tmp_path).trials
+    assert len(trials) == 3 and set(trials["state"]) == {"FAIL"}
+    assert trials["reason"].str.contains("loss nan").all()
+    assert pd.read_csv(tmp_path / "run" / "pareto.csv").empty
+
+
+def test_stale_running_trial_is_requeued(tmp_path):
+    path = write_study(tmp_path)
+    run(tmp_path, path, n_trials=1)
+    storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    study = optuna.load_study(study_name="t", storage=storage)
+    dead = study.ask()  # a trial whose process died: left RUNNING
+    dead.set_user_attr("spec", json.loads(json.dumps(study.trials[0].user_attrs["spec"])))
+    trials = run(tmp_path, path, n_trials=3).trials
+    assert trials.loc[trials["number"] == dead.number, "state"].item() == "FAIL"
+    assert trials["state"].value_counts()["COMPLETE"] == 2
+    assert (trials["spec_hash"] == trials.loc[0, "spec_hash"]).sum() >= 2  # the dead trial's spec re-ran
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"colour": 1}, "colour: unknown key"),
+    ({"n_trials": "many"}, "n_trials:"),
+    ({"n_trials": 0}, "n_trials:"),
+    ({"objectives": ["accuracy", "speed"]}, "objectives: unknown objective 'speed'"),
+    ({"sampler": {"name": "cmaes"}}, "sampler.name:"),
+    ({"space": "nope.yaml"}, "space: no such search-space file"),
+    ({"budget": {"min_relus": 10, "max_relus": 5}}, "budget: min_relus 10 is larger"),
+    ({"name": "bad name!"}, "name:"),
+    ({"fidelity": {"epochs": -1}}, "fidelity.epochs:"),
+])
+def test_bad_study_file(tmp_path, override, message):
+    path = write_study(tmp_path, **override)
+    with pytest.raises(UserError) as err:
+        load_study_config(path)
+    assert str(err.value).startswith(str(path)) and message in str(err.value)
+
+
+def test_name_clash_with_other_config(tmp_path):
+    run(tmp_path, n_trials=1)
+    other = write_study(tmp_path, seed=99)
+    config, space = load_study_config(other)
+    with pytest.raises(UserError, match="study name clash"):
+        run_study(config, space, out_dir=tmp_path / "run", progress=False)
+
+
+def test_keep_weights_stores_loadable_artifacts(tmp_path):
+    import torch
+
+    from pisearch.models import build
+    from pisearch.spec import ArchSpec
+    from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights
+
+    result = run(tmp_path, write_study(tmp_path, keep_weights=True, n_trials=2))
+    trained = [t for t in result.study.trials if "accuracy" in t.user_attrs]
+    assert trained and all(WEIGHTS_ATTR in t.user_attrs for t in trained)
+    t = trained[0]
+    model = build(ArchSpec.from_json(t.user_attrs["spec"]))
+    model.load_state_dict(fetch_weights(t.user_attrs[WEIGHTS_ATTR], tmp_path / "run"))
+    assert any(float(p.abs().sum()) > 0 for p in model.state_dict().values() if p.dtype == torch.float32)
