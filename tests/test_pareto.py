@@ -36,3 +36,12 @@ def test_hypervolume_2d_matches_grid_integration():
     covered = sum(any(x <= p[0] and y >= p[1] for p in pts) for x, y in itertools.product(xs, ys))
     assert hv == pytest.approx(covered * (1 / 500) * (400 / 800), rel=0.01)
     assert hv == pytest.approx(0.5 * 350 + 0.2 * 300 + 0.2 * 100)  # slices of accuracy
+
+
+def test_slack_keeps_the_epsilon_band():
+    # (accuracy max, relus min): b is 0.01 below a at more ReLUs, c is 0.10 below a at more ReLUs.
+    v = np.array([[0.90, 100.0], [0.89, 120.0], [0.80, 130.0], [0.95, 300.0]])
+    dirs = ["maximize", "minimize"]
+    assert pareto_mask(v, dirs).tolist() == [True, False, False, True]
+    assert pareto_mask(v, dirs, slack=[0.02, 0.0]).tolist() == [True, True, False, True]
+    assert pareto_mask(v, dirs, slack=[0.2, 0.0]).all()

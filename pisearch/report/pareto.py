@@ -15,24 +15,23 @@ def _as_minimization(values: np.ndarray, directions: list[str]) -> np.ndarray:
     return np.asarray(values, dtype=float) * signs
 
 
-def pareto_mask(values: np.ndarray, directions: list[str]) -> np.ndarray:
+def pareto_mask(values: np.ndarray, directions: list[str], slack: np.ndarray | list[float] | None = None) -> np.ndarray:
     """Boolean mask of the non-dominated rows of ``values`` (n × k) under per-column ``directions``.
 
     A row is dominated when another row is at least as good in every column and better in one. Duplicate
-    rows are all kept (neither dominates the other).
+    rows are all kept (neither dominates the other). With ``slack`` (one non-negative number per column, in
+    that column's units), a row is kept when it would be non-dominated after improving by its slack: the
+    front plus an ε-band around it.
     """
     for d in directions:
         if d not in DIRECTIONS:
             raise ValueError(f"direction must be maximize or minimize, got {d!r}")
     v = _as_minimization(values, directions)
-    n = len(v)
-    mask = np.ones(n, dtype=bool)
-    for i in range(n):
-        if not mask[i]:
-            continue
-        dominated = np.all(v <= v[i], axis=1) & np.any(v < v[i], axis=1)
-        if dominated.any():
-            mask[i] = False
+    shifted = v - (np.zeros(v.shape[1]) if slack is None else np.asarray(slack, dtype=float))
+    mask = np.ones(len(v), dtype=bool)
+    for i in range(len(v)):
+        dominated = np.all(v <= shifted[i], axis=1) & np.any(v < shifted[i], axis=1)
+        mask[i] = not dominated.any()
     return mask
 
 
