@@ -1,0 +1,220 @@
+"""Choose one trial of a study for export: open a run folder or storage URL read-only, pick the trial (by ReLU
+budget, trial number or minimum accuracy) and get its trained model (the kept weights, or retrained).
+
+ReLU counts here are the ``relus`` column: the exact count of every activation site of the trial's spec,
+scalar ReLU evaluations per single-image inference. Accuracy is validation top-1 in [0, 1].
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import optuna
+import pandas as pd
+import sqlalchemy
+import torch
+from optuna.artifacts.exceptions import ArtifactNotFound
+from torch import nn
+
+from pisearch.config import validate
+from pisearch.data import load_dataset
+from pisearch.errors import UserError
+from pisearch.models import build
+from pisearch.spec import ArchSpec
+from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights
+from pisearch.study.config import StudyConfig
+from pisearch.study.records import trials_frame
+from pisearch.train import Fidelity, seeded_build, train_proxy
+
+# What opening or reading a broken storage raises: SQLAlchemy errors (corrupted or non-database file, missing
+# tables), a missing driver (ImportError), an incompatible schema version (RuntimeError), a malformed URL.
+STORAGE_ERRORS = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ImportError, RuntimeError,
+                  ValueError)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A study opened for reading: its trials table, its stored study file, and where its artifacts live.
+
+    ``label`` names the run in messages and reproduce commands (a storage URL's password is hidden);
+    ``run_dir`` is the folder holding ``artifacts/`` (the run folder, or that of a SQLite file), or None."""
+
+    study: optuna.Study
+    trials: pd.DataFrame
+    config: StudyConfig
+    label: str
+    run_dir: Path | None
+
+
+def open_run(target: str, study_name: str | None = None) -> Run:
+    """Open a run folder (``runs/<name>``, holding ``study.db``), a SQLite file or a storage URL without writing
+    to it (SQLite is opened in read-only mode). A missing or corrupted storage, an unknown study or a study not
+    made by ``pisearch run`` raises a one-line :class:`UserError`."""
+    url, label, run_dir = _storage_url(target)
+    with _reading(label):
+        storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        names = optuna.get_all_study_names(storage)
+    name = _study_name(label, names, study_name)
+    with _reading(label):
+        study = optuna.load_study(study_name=name, storage=storage)
+        trials = trials_frame(study)
+    stored = study.user_attrs.get("config")
+    if stored is None:
+        raise UserError(f"{label}: study {name!r} has no stored study file (not made by `pisearch run`)")
+    config = validate(StudyConfig, json.loads(stored), f"{label} (study {name!r} config)")
+    return Run(study, trials, config, label, run_dir)
+
+
+@contextmanager
+def _reading(label: str) -> Iterator[None]:
+    """Turn any failure of the storage (corrupted file, missing tables, driver, schema version) into one line."""
+    try:
+        yield
+    except STORAGE_ERRORS as err:
+        first = (str(err).splitlines() or [""])[0]
+        raise UserError(f"{label}: cannot read the study storage ({type(err).__name__}: {first})") from None
+
+
+def _storage_url(target: str) -> tuple[str, str, Path | None]:
+    """(URL to open, label for messages, run folder) for a run folder, a SQLite file or a storage URL."""
+    if "://" not in target:
+        path = Path(target)
+        db = path / "study.db" if path.is_dir() else path
+        if not path.exists():
+            raise UserError(f"{target}: no such run folder")
+        if not db.is_file():
+            raise UserError(f"{target}: not a run folder (no study.db in it)")
+        return _read_only(db), target, db.parent
+    try:
+        url = sqlalchemy.engine.make_url(target)
+    except sqlalchemy.exc.ArgumentError:
+        raise UserError(f"{target}: neither a run folder nor a storage URL") from None
+    label = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        db = Path(url.database)
+        if not db.is_file():
+            raise UserError(f"{label}: no such SQLite file {db}")
+        return _read_only(db), label, db.parent
+    return target, label, None
+
+
+def _read_only(db: Path) -> str:
+    return f"sqlite:///file:{quote(str(db.resolve()))}?mode=ro&uri=true"
+
+
+def _study_name(label: str, names: list[str], wanted: str | None) -> str:
+    if wanted is not None:
+        if wanted not in names:
+            raise UserError(f"{label}: no study {wanted!r} (studies: {', '.join(names) or 'none'})")
+        return wanted
+    if len(names) != 1:
+        found = f"several studies ({', '.join(names)}); pick one with --study" if names else "no study"
+        raise UserError(f"{label}: holds {found}")
+    return names[0]
+
+
+def eligible(trials: pd.DataFrame) -> pd.DataFrame:
+    """COMPLETE, feasible, trained trials; an architecture (``spec_hash``) measured at several fidelity levels
+    keeps only its highest level (the first trial there)."""
+    ok = trials[(trials["state"] == "COMPLETE") & (trials["feasible"] == True)  # noqa: E712
+                & trials["accuracy"].notna() & trials["spec"].notna()]
+    ok = ok.assign(level=ok["level"].fillna(0).astype(int))
+    return ok.sort_values(["spec_hash", "level", "number"], ascending=[True, False, True]).drop_duplicates("spec_hash")
+
+
+def pick_trial(trials: pd.DataFrame, *, budget: int | None = None, trial: int | None = None,
+               min_accuracy: float | None = None) -> pd.Series:
+    """The trial row to export; exactly one criterion: ``budget`` (the most accurate eligible trial with at most
+    that many ReLUs, fewer ReLUs breaking ties), ``min_accuracy`` (the fewest ReLUs at or above that accuracy,
+    higher accuracy breaking ties) or ``trial`` (that trial number, if it was trained)."""
+    if sum(x is not None for x in (budget, trial, min_accuracy)) != 1:
+        raise UserError("export: give exactly one of --budget, --trial, --min-accuracy")
+    if trial is not None:
+        return _numbered(trials, trial)
+    pool = eligible(trials)
+    if pool.empty:
+        raise UserError("export: the study has no COMPLETE, feasible, trained trial yet")
+    if budget is not None:
+        fits = pool[pool["relus"] <= budget]
+        if fits.empty:
+            low = pool.loc[pool["relus"].idxmin()]
+            raise UserError(f"--budget {budget:,}: no trial has that few ReLUs; the smallest ReLU count available "
+                            f"is {int(low['relus']):,} (trial {low['number']})")
+        return fits.sort_values(["accuracy", "relus", "number"], ascending=[False, True, True]).iloc[0]
+    fits = pool[pool["accuracy"] >= min_accuracy]
+    if fits.empty:
+        best = pool.loc[pool["accuracy"].idxmax()]
+        raise UserError(f"--min-accuracy {min_accuracy}: no trial reaches it; the best accuracy available is "
+                        f"{best['accuracy']:.4f} (trial {best['number']}, {int(best['relus']):,} ReLUs)")
+    return fits.sort_values(["relus", "accuracy", "number"], ascending=[True, False, True]).iloc[0]
+
+
+def _numbered(trials: pd.DataFrame, number: int) -> pd.Series:
+    rows = trials[trials["number"] == number]
+    if rows.empty:
+        span = f"trials 0–{int(trials['number'].max())}" if len(trials) else "no trials"
+        raise UserError(f"--trial {number}: no such trial (the study has {span})")
+    row = rows.iloc[0]
+    if row["state"] != "COMPLETE" or pd.isna(row["accuracy"]) or pd.isna(row["spec"]):
+        why = row["reason"] if isinstance(row["reason"], str) else f"state {row['state']}"
+        raise UserError(f"--trial {number}: was not trained ({why}); nothing to export")
+    return row
+
+
+def trial_model(run: Run, row: pd.Series, *, retrain_epochs: int | None = None,
+                dataset: str | None = None) -> tuple[ArchSpec, nn.Module, dict]:
+    """Rebuild the trial's spec with its kept weights, or retrain it with the trial's fidelity (``epochs``
+    overridden by ``retrain_epochs``) on the study's dataset (or ``dataset``). Retraining happens when asked
+    (``retrain_epochs``, another ``dataset``) or when the trial kept no weights. Returns the spec, the model
+    and the metrics for :func:`pisearch.report.export.write_export`."""
+    number = int(row["number"])
+    spec = ArchSpec.from_json(row["spec"], source=f"{run.label}: trial {number} spec")
+    fidelity = Fidelity.model_validate(json.loads(row["fidelity"]))
+    name = dataset or run.config.dataset.name
+    artifact = row.get(WEIGHTS_ATTR)
+    if retrain_epochs is None and name == run.config.dataset.name and isinstance(artifact, str):
+        model = build(spec)
+        model.load_state_dict(_kept_weights(run, artifact, number))
+        accuracy, weights = float(row["accuracy"]), "kept weights of the trial"
+        level = None if pd.isna(row["level"]) else int(row["level"])
+    else:
+        if retrain_epochs is not None:
+            fidelity = fidelity.model_copy(update={"epochs": retrain_epochs})
+        model, accuracy = _retrain(run.config, spec, fidelity, name)
+        weights, level = f"retrained {fidelity.epochs} epochs", None
+    metrics = {"accuracy": accuracy, "dataset": name, "level": level, "fidelity": fidelity.model_dump(mode="json"),
+               "weights": weights, "study": run.study.study_name, "trial": number, "source": row["source"],
+               "trial_accuracy": float(row["accuracy"])}
+    return spec, model.eval(), metrics
+
+
+def _kept_weights(run: Run, artifact_id: str, number: int) -> dict:
+    hint = "; pass --retrain-epochs E to retrain it instead"
+    if run.run_dir is None or not (run.run_dir / "artifacts").is_dir():
+        raise UserError(f"{run.label}: trial {number} kept its weights but no artifacts/ folder is here{hint}")
+    try:
+        return fetch_weights(artifact_id, run.run_dir)
+    except (ArtifactNotFound, OSError) as err:
+        raise UserError(f"{run.run_dir / 'artifacts'}: weights of trial {number} ({artifact_id}) cannot be read "
+                        f"({type(err).__name__}){hint}") from None
+
+
+def _retrain(config: StudyConfig, spec: ArchSpec, fidelity: Fidelity, name: str) -> tuple[nn.Module, float]:
+    same = name == config.dataset.name
+    splits = load_dataset(name, root=config.dataset.root if same else None, resolution=spec.resolution,
+                          channels=spec.in_channels, val_fraction=config.dataset.val_fraction,
+                          split_seed=config.dataset.split_seed, download=config.dataset.download and same)
+    if splits.train.num_classes != spec.num_classes:
+        raise UserError(f"--dataset {name}: has {splits.train.num_classes} classes, the architecture "
+                        f"{spec.num_classes}")
+    device = config.device if config.device == "cpu" or torch.cuda.is_available() else "cpu"
+    model = seeded_build(spec, fidelity)
+    result = train_proxy(model, splits.train, splits.val, fidelity, device=device)
+    if result.status != "ok":
+        raise UserError(f"retraining diverged: {result.reason}")
+    return model.cpu(), result.accuracy
