@@ -20,7 +20,8 @@ FASHION_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 
 def read_idx(path: Path) -> np.ndarray:
     """The array stored in an IDX file (plain or ``.gz``): magic ``0 0 dtype ndim``, big-endian dims, data."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as fh:
+        raw = fh.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
         raise UserError(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]

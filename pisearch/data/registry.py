@@ -67,6 +67,8 @@ def load_dataset(
         raise UserError(f"dataset: unknown name {name!r} (known: {', '.join(sorted(DATASETS))})")
     if not 0 < val_fraction < 1:
         raise UserError(f"dataset {name}: val_fraction: must be between 0 and 1 (exclusive), got {val_fraction}")
+    if channels < 1:
+        raise UserError(f"dataset {name}: channels: must be at least 1, got {channels}")
     if resolution is not None and resolution < 1:
         raise UserError(f"dataset {name}: resolution: must be a positive number of pixels, got {resolution}")
     entry = DATASETS[name]

@@ -24,7 +24,7 @@ from pisearch.spec import ArchSpec
 from pisearch.train.batches import DeviceImages
 from pisearch.train.fidelity import Fidelity
 
-RECALIBRATE_IMAGES = 2048  # training images (unaugmented) used to re-estimate BN statistics before validation
+RECALIBRATE_IMAGES = 512  # training images (unaugmented) that re-estimate BN statistics before validation
 RETRY_LR_FACTOR = 0.1
 
 
@@ -178,7 +178,8 @@ def _fit(model: nn.Module, train: DeviceImages, val: DeviceImages, fidelity: Fid
 def train_proxy(model: nn.Module, train: ImageData, val: ImageData, fidelity: Fidelity, *, device: str = "cpu",
                 progress: Callable[[int, float], None] | None = None) -> TrainResult:
     """Train ``model`` in place on ``train`` (or its seeded ``train_subset``) as ``fidelity`` says and report
-    validation top-1 after every epoch; ``progress(epoch, accuracy)`` is called after each epoch. The model's
+    validation top-1 after every epoch; ``progress(epoch, accuracy)`` is called after each epoch (a retry
+    counts its epochs from 1 again). The model's
     initial weights are the caller's: build it with :func:`seeded_build` for reproducible results."""
     start = time.perf_counter()
     with _threads(fidelity.threads):
