@@ -167,3 +167,17 @@ def test_keep_weights_stores_loadable_artifacts(tmp_path):
     model = build(ArchSpec.from_json(t.user_attrs["spec"]))
     model.load_state_dict(fetch_weights(t.user_attrs[WEIGHTS_ATTR], tmp_path / "run"))
     assert any(float(p.abs().sum()) > 0 for p in model.state_dict().values() if p.dtype == torch.float32)
+
+
+def test_duplicate_spec_reuses_the_earlier_result(tmp_path, monkeypatch):
+    calls = []
+    real = objective_mod.train_proxy
+    monkeypatch.setattr(objective_mod, "train_proxy", lambda *a, **k: calls.append(1) or real(*a, **k))
+    path = write_study(tmp_path, n_trials=4, baselines={"deepreshape": {"budgets": [3000, 3000]}})
+    trials = run(tmp_path, path).trials
+    trained = trials[trials["accuracy"].notna()]
+    assert trained["spec_hash"].nunique() < len(trained)  # the rule point is enqueued twice
+    assert len(calls) == trained["spec_hash"].nunique()
+    for _, group in trained.groupby("spec_hash"):
+        assert group["accuracy"].nunique() == 1
+        assert (group["reused_from"].notna()).sum() == len(group) - 1

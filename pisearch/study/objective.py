@@ -59,6 +59,21 @@ class TrialRunner:
         return self.space.sample(trial, num_classes=self.splits.train.num_classes,
                                  in_channels=self.splits.train.x.shape[1])
 
+    @property
+    def fidelity_json(self) -> str:
+        return json.dumps(self.fidelity.model_dump(mode="json"), sort_keys=True)
+
+    def measured_before(self, trial: optuna.Trial, spec: ArchSpec) -> optuna.trial.FrozenTrial | None:
+        """An earlier COMPLETE trial of this study that trained the same spec at the same fidelity. Training is
+        deterministic, so its accuracy is this trial's; not used when the study keeps weights per trial."""
+        if self.config.keep_weights:
+            return None
+        for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            a = t.user_attrs
+            if a.get("spec_hash") == spec.hash and a.get("fidelity") == self.fidelity_json and "accuracy" in a:
+                return t
+        return None
+
     def __call__(self, trial: optuna.Trial) -> list[float]:
         spec = self.spec_for(trial)
         source = trial.user_attrs.get("source", "search")
@@ -74,13 +89,24 @@ class TrialRunner:
         if window != (None, None):
             trial.set_constraint(CONSTRAINT_KEY, float(violation))
         trial.set_user_attr("feasible", violation == 0)
+
+        def values(accuracy: float) -> list[float]:
+            return [accuracy if o == "accuracy" else metrics[o] for o in self.config.objectives]
+
         if violation > 0 and source == "search":
             trial.set_user_attr("reason", f"{int(metrics['relus'])} ReLUs outside budget {window}: not trained")
-            return [0.0 if o == "accuracy" else metrics[o] for o in self.config.objectives]
+            return values(0.0)
+        trial.set_user_attr("level", self.level)
+        trial.set_user_attr("fidelity", self.fidelity_json)
+        done = self.measured_before(trial, spec)
+        if done is not None:
+            trial.set_user_attr("reused_from", done.number)
+            trial.set_user_attr("train_seconds", 0.0)
+            trial.set_user_attr("accuracy_per_epoch", done.user_attrs.get("accuracy_per_epoch", []))
+            trial.set_user_attr("accuracy", done.user_attrs["accuracy"])
+            return values(done.user_attrs["accuracy"])
         model = seeded_build(spec, self.fidelity)
         result = train_proxy(model, self.splits.train, self.splits.val, self.fidelity, device=self.config.device)
-        trial.set_user_attr("level", self.level)
-        trial.set_user_attr("fidelity", json.dumps(self.fidelity.model_dump(mode="json"), sort_keys=True))
         trial.set_user_attr("train_seconds", round(result.train_seconds, 3))
         trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
         trial.set_user_attr("retried", result.retried)
@@ -91,4 +117,4 @@ class TrialRunner:
         trial.set_user_attr("accuracy", result.accuracy)
         if self.config.keep_weights:
             store_weights(trial, model, self.run_dir)
-        return [result.accuracy if o == "accuracy" else metrics[o] for o in self.config.objectives]
+        return values(result.accuracy)

@@ -16,7 +16,7 @@ from pisearch.study.config import OBJECTIVES
 COLUMNS = [
     "number", "state", "source", "label", "budget", "level", "accuracy", "relus", "relus_b", "polys", "macs",
     "params", "latency_ms", "comm_mb", "feasible", "reason", "summary", "spec_hash", "train_seconds",
-    "images_per_second", "retried", "fidelity", "datetime_start", "datetime_complete", "duration_s",
+    "images_per_second", "retried", "reused_from", "fidelity", "datetime_start", "datetime_complete", "duration_s",
     "optuna_params",
 ]
 
@@ -44,18 +44,57 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     return df[COLUMNS + extra + ["spec"]]
 
 
+def level_name(name: str, level: int) -> str:
+    """Study name of fidelity ``level`` (level 0 is the study itself; see ``pisearch.study.promotion``)."""
+    return name if level == 0 else f"{name}@L{level}"
+
+
+def level_frame(storage, name: str, level: int) -> pd.DataFrame:
+    """Rows measured at ``level``, with ``number`` = the level-0 trial number and ``level_trial`` = the trial's
+    number in the level study (empty when the level study does not exist yet)."""
+    try:
+        study = optuna.load_study(study_name=level_name(name, level), storage=storage)
+    except KeyError:
+        return pd.DataFrame(columns=COLUMNS + ["spec"])
+    df = trials_frame(study)
+    if level == 0:
+        return df.assign(level=df["level"].fillna(0))
+    df = df[df["parent"].notna()] if "parent" in df else df.iloc[0:0]
+    return df.assign(level_trial=df["number"], number=df["parent"].astype(int), level=level)
+
+
+def all_levels(study: optuna.Study, storage, levels: int = 1) -> pd.DataFrame:
+    """One row per measurement: level 0 from ``study``, then each higher level's promotions."""
+    frames = [trials_frame(study).assign(level=lambda d: d["level"].fillna(0))]
+    frames += [level_frame(storage, study.study_name, lv) for lv in range(1, levels)]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else trials_frame(study)
+
+
+def measured(df: pd.DataFrame) -> pd.DataFrame:
+    """COMPLETE, feasible rows that carry an accuracy."""
+    return df[(df["state"] == "COMPLETE") & (df["feasible"] == True) & df["accuracy"].notna()]  # noqa: E712
+
+
+def highest_level(df: pd.DataFrame) -> pd.DataFrame:
+    """Each trial's measured row at its highest fidelity level."""
+    ok = measured(df)
+    return ok.sort_values(["number", "level"]).groupby("number", as_index=False).tail(1)
+
+
 def front_of(df: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
-    """Non-dominated COMPLETE, feasible, trained trials (all sources) for ``objectives``."""
-    ok = df[(df["state"] == "COMPLETE") & (df["feasible"] == True) & df["accuracy"].notna()]  # noqa: E712
-    return pareto_front(ok, {o: OBJECTIVES[o] for o in objectives})
+    """Non-dominated trials (all sources) for ``objectives``, each at its highest measured level."""
+    return pareto_front(highest_level(df), {o: OBJECTIVES[o] for o in objectives})
 
 
-def write_reports(study: optuna.Study, out_dir: str | Path, objectives: list[str]) -> pd.DataFrame:
-    """Write ``trials.csv``, ``pareto.csv`` and, when the study has DeepReShape rule points, ``compare.csv`` and
-    ``hypervolume.json`` into ``out_dir`` (each atomically: temp file + rename)."""
+def write_reports(study: optuna.Study, out_dir: str | Path, objectives: list[str], *, storage=None,
+                  levels: int = 1) -> pd.DataFrame:
+    """Write ``trials.csv`` (one row per trial and fidelity level), ``pareto.csv`` and, when the study has
+    DeepReShape rule points, ``compare.csv`` and ``hypervolume.json`` into ``out_dir`` (each atomically:
+    temp file + rename). ``storage`` (URL or storage object) is needed only for ``levels`` > 1."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    df = trials_frame(study)
+    df = all_levels(study, storage, levels) if levels > 1 else trials_frame(study)
     _write_csv(df, out_dir / "trials.csv")
     _write_csv(front_of(df, objectives), out_dir / "pareto.csv")
     if (df["source"] == "rule").any():
