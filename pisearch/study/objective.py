@@ -11,7 +11,7 @@ from pisearch.cost import count, estimate
 from pisearch.data import Splits
 from pisearch.space import SearchSpace
 from pisearch.spec import ArchSpec
-from pisearch.study.artifacts import store_weights
+from pisearch.study.artifacts import WEIGHTS_ATTR, store_weights
 from pisearch.study.config import StudyConfig
 from pisearch.train import Fidelity, seeded_build, train_proxy
 
@@ -64,13 +64,12 @@ class TrialRunner:
         return json.dumps(self.fidelity.model_dump(mode="json"), sort_keys=True)
 
     def measured_before(self, trial: optuna.Trial, spec: ArchSpec) -> optuna.trial.FrozenTrial | None:
-        """An earlier COMPLETE trial of this study that trained the same spec at the same fidelity. Training is
-        deterministic, so its accuracy is this trial's; not used when the study keeps weights per trial."""
-        if self.config.keep_weights:
-            return None
+        """An earlier COMPLETE trial of this study that trained the same spec at the same fidelity (and kept its
+        weights, if this study keeps weights). Training is deterministic, so its result is this trial's."""
         for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             a = t.user_attrs
-            if a.get("spec_hash") == spec.hash and a.get("fidelity") == self.fidelity_json and "accuracy" in a:
+            if (a.get("spec_hash") == spec.hash and a.get("fidelity") == self.fidelity_json and "accuracy" in a
+                    and (WEIGHTS_ATTR in a or not self.config.keep_weights)):
                 return t
         return None
 
@@ -104,6 +103,8 @@ class TrialRunner:
             trial.set_user_attr("train_seconds", 0.0)
             trial.set_user_attr("accuracy_per_epoch", done.user_attrs.get("accuracy_per_epoch", []))
             trial.set_user_attr("accuracy", done.user_attrs["accuracy"])
+            if WEIGHTS_ATTR in done.user_attrs:
+                trial.set_user_attr(WEIGHTS_ATTR, done.user_attrs[WEIGHTS_ATTR])
             return values(done.user_attrs["accuracy"])
         model = seeded_build(spec, self.fidelity)
         result = train_proxy(model, self.splits.train, self.splits.val, self.fidelity, device=self.config.device)
