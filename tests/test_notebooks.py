@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -47,4 +48,7 @@ def test_notebooks_run_on_a_tiny_study(tmp_path, monkeypatch):
     within = front[front["relus"] <= 6000]
     pick = int(within.loc[within["accuracy"].idxmax(), "number"])
     assert f"pisearch export {run} --trial {pick} -o {run}/exports/trial{pick}" in analysis
+    export = run / "exports" / f"trial{pick}"
+    assert {"arch.json", "model.safetensors", "model.onnx", "MODEL_CARD.md"} <= {p.name for p in export.iterdir()}
+    assert json.loads((export / "metrics.json").read_text())["weights"] == "kept weights of the trial"
     assert "search_hypervolume" in analysis
