@@ -148,6 +148,16 @@ def test_source_errors(tmp_path):
     assert data.export_command.startswith(f"pisearch export {storage} --study b --trial {{trial}}")
 
 
+def test_journal_file_storage(tmp_path):
+    log = tmp_path / "journal.log"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(log)))
+    optuna.create_study(study_name="j", storage=storage).add_trial(
+        create_trial(state=TrialState.FAIL, user_attrs={"source": "search", "reason": FAIL_REASON}))
+    for source in (log, f"journal:///{log}"):
+        path = write_dashboard(source)
+        assert path == tmp_path / "dashboard.html" and FAIL_REASON in path.read_text()
+
+
 def cli(monkeypatch, *args) -> int:
     monkeypatch.setattr(sys, "argv", ["pisearch", *args])
     with pytest.raises(SystemExit) as exit_:

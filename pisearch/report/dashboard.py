@@ -55,8 +55,9 @@ def _log_x(relus: pd.Series) -> np.ndarray:
 
 def _customdata(df: pd.DataFrame) -> np.ndarray:
     """Hover fields of :data:`HOVER` for rows of a :func:`candidates` table."""
-    cols = [df["number"], df["label"].fillna(df["source"]), df["level"], df.get("summary", pd.Series("", index=df.index)).fillna(""),
-            df["relus"], pd.to_numeric(df.get("polys", pd.Series(np.nan, index=df.index)), errors="coerce")]
+    missing = pd.Series(np.nan, index=df.index)
+    cols = [df["number"], df["label"].fillna(df["source"]), df["level"], df.get("summary", missing).fillna(""),
+            df["relus"], pd.to_numeric(df.get("polys", missing), errors="coerce")]
     return np.column_stack([c.to_numpy(object) for c in cols])
 
 
