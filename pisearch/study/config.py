@@ -75,6 +75,24 @@ class ProtocolConfig(_Strict):
     network: str = "lan"
 
 
+class StorageConfig(_Strict):
+    """Where the study lives (``storage:`` is this block or just its URL). ``url``: an Optuna storage URL
+    (kinds: ``pisearch.study.storage``; default ``sqlite:///runs/<name>/study.db``). PostgreSQL/MySQL only: each
+    worker sends a heartbeat every ``heartbeat_interval_s`` seconds while a trial runs; a trial without one for
+    ``grace_period_s`` seconds (its worker died) is failed and re-run once by another worker."""
+
+    url: str | None = None
+    heartbeat_interval_s: int = Field(60, ge=1)
+    grace_period_s: int = Field(120, ge=1)
+
+    @model_validator(mode="after")
+    def _grace_exceeds_interval(self) -> StorageConfig:
+        if self.grace_period_s <= self.heartbeat_interval_s:
+            raise ValueError(f"grace_period_s {self.grace_period_s} must be longer than heartbeat_interval_s "
+                             f"{self.heartbeat_interval_s} (else trials of live workers are failed)")
+        return self
+
+
 class StudyConfig(_Strict):
     """A whole study. ``space`` is a path relative to the study file (or to the working directory)."""
 
@@ -87,13 +105,18 @@ class StudyConfig(_Strict):
     n_trials: int = Field(20, ge=1)
     timeout_s: float | None = Field(None, gt=0)
     seed: int = 0
-    storage: str | None = None
+    storage: StorageConfig = StorageConfig()
     budget: BudgetConfig = BudgetConfig()
     baselines: BaselinesConfig = BaselinesConfig()
     protocol: ProtocolConfig = ProtocolConfig()
     device: str = "cpu"
     dashboard: bool = True
     keep_weights: bool = False  # store each trained trial's weights as an Optuna artifact (for export)
+
+    @field_validator("storage", mode="before")
+    @classmethod
+    def _url_alone(cls, value: object) -> object:
+        return {"url": value} if isinstance(value, str) or value is None else value
 
     @field_validator("objectives")
     @classmethod

@@ -12,7 +12,8 @@ import pandas as pd
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from pisearch.data import load_dataset
+from pisearch.config import validate
+from pisearch.data import Splits, load_dataset
 from pisearch.errors import UserError
 from pisearch.rules import deepreshape_rule
 from pisearch.space import SearchSpace
@@ -20,8 +21,11 @@ from pisearch.spec import net
 from pisearch.study.config import StudyConfig
 from pisearch.study.objective import TrialDiverged, TrialRunner
 from pisearch.study.records import write_reports
+from pisearch.study.storage import display_url, fail_stale_trials, is_server_url, open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+TAKEN = (*FINISHED, TrialState.RUNNING)  # trials that hold one of the study's n_trials slots
+WAIT_POLL_S = 2.0  # a worker without a free slot looks this often whether the other workers' trials ended
 # Keys of the study file that may change between runs of one study (everything else must match on resume).
 RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights")
 
@@ -49,25 +53,35 @@ def _config_identity(config: StudyConfig, space: SearchSpace) -> dict:
     return data
 
 
+def study_storage(config: StudyConfig, url: str) -> optuna.storages.BaseStorage:
+    """The storage at ``url``, with the study file's heartbeat settings (used by PostgreSQL/MySQL URLs)."""
+    return open_storage(url, heartbeat_interval_s=config.storage.heartbeat_interval_s,
+                        grace_period_s=config.storage.grace_period_s)
+
+
 def open_study(config: StudyConfig, space: SearchSpace, storage: str, worker_id: int = 0) -> optuna.Study:
-    """Create the study in ``storage`` or load it; a stored study with another configuration is a name clash."""
+    """Create the study in the storage at URL ``storage`` or load it; a stored study with another configuration
+    is a name clash. A new study stores the config and the validated space as the user attrs ``config`` and
+    ``space`` (JSON), so a worker needs nothing but the storage URL and the study name."""
     try:
         study = optuna.create_study(
-            study_name=config.name, storage=storage, directions=config.directions,
+            study_name=config.name, storage=study_storage(config, storage), directions=config.directions,
             sampler=make_sampler(config, space, worker_id), load_if_exists=True,
         )
-    except (optuna.exceptions.StorageInternalError, ValueError, ImportError) as err:
-        raise UserError(f"storage {storage}: cannot open ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+    except (optuna.exceptions.StorageInternalError, ValueError) as err:
+        raise UserError(f"study {config.name!r}: cannot open it in its storage ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0]})") from None
     identity = json.dumps(_config_identity(config, space), sort_keys=True)
     stored = study.user_attrs.get("config_identity")
     if stored is None:
         study.set_user_attr("config_identity", identity)
         study.set_user_attr("config", json.dumps(config.model_dump(mode="json"), sort_keys=True))
+        study.set_user_attr("space", json.dumps(space.to_dict(), sort_keys=True))
     elif stored != identity:
         old, new = json.loads(stored), json.loads(identity)
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        raise UserError(f"study name clash: storage {storage} already holds a study {config.name!r} with a "
-                        f"different configuration (differs in: {', '.join(diff)}); rename the study or use "
+        raise UserError(f"study name clash: storage {display_url(storage)} already holds a study {config.name!r} "
+                        f"with a different configuration (differs in: {', '.join(diff)}); rename the study or use "
                         f"another storage")
     if [d.name.lower() for d in study.directions] != config.directions:
         raise UserError(f"study name clash: stored study {config.name!r} has other objective directions")
@@ -86,31 +100,42 @@ def requeue_stale(study: optuna.Study) -> int:
     return len(stale)
 
 
-def enqueue_baselines(study: optuna.Study, config: StudyConfig, num_classes: int, in_channels: int,
-                      resolution: int) -> int:
-    """Enqueue the study's baselines once (DeepReShape rule points, named nets) with their specs as attrs."""
-    if study.user_attrs.get("baselines_enqueued"):
-        return 0
+def baseline_trials(config: StudyConfig, num_classes: int, in_channels: int, resolution: int) -> list[dict]:
+    """User attrs (source, label, spec JSON, budget) of the study's baselines: DeepReShape rule points and named
+    nets. Built before the storage is touched, so a budget the rule cannot meet leaves the storage unchanged."""
     jobs: list[tuple[str, str, int | None, object]] = []
     if config.baselines.deepreshape is not None:
-        for budget in config.baselines.deepreshape.budgets:
-            spec = deepreshape_rule(budget, resolution=resolution, num_classes=num_classes)
+        for i, budget in enumerate(config.baselines.deepreshape.budgets):
+            try:
+                spec = deepreshape_rule(budget, resolution=resolution, num_classes=num_classes)
+            except UserError as err:
+                raise UserError(f"study {config.name!r}: baselines.deepreshape.budgets[{i}]: {err}") from None
             jobs.append(("rule", f"deepreshape@{budget}", budget, spec))
     for name in config.baselines.nets:
         jobs.append(("net", name, None, net(name, resolution=resolution, num_classes=num_classes)))
+    trials = []
     for source, label, budget, spec in jobs:
         if spec.in_channels != in_channels:
             spec = replace(spec, in_channels=in_channels)
         attrs = {"source": source, "label": label, "spec": spec.to_json()}
         if budget is not None:
             attrs["budget"] = budget
+        trials.append(attrs)
+    return trials
+
+
+def enqueue_baselines(study: optuna.Study, baselines: list[dict]) -> int:
+    """Enqueue the baselines (user attrs from :func:`baseline_trials`) once per study; returns how many."""
+    if study.user_attrs.get("baselines_enqueued"):
+        return 0
+    for attrs in baselines:
         study.enqueue_trial({}, user_attrs=attrs)
     study.set_user_attr("baselines_enqueued", True)
-    return len(jobs)
+    return len(baselines)
 
 
-def n_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+def count_trials(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
+    return len(study.get_trials(deepcopy=False, states=states))
 
 
 @dataclass
@@ -140,43 +165,116 @@ class _Progress:
         self.bar.close()
 
 
-def run_study(config: StudyConfig, space_path: str | Path, *, n_trials: int | None = None,
-              timeout_s: float | None = None, storage: str | None = None, out_dir: str | Path | None = None,
-              progress: bool = True, worker_id: int = 0) -> RunResult:
-    """Launch or resume the study; stops when the study holds ``n_trials`` finished trials (all processes
-    together) or after ``timeout_s``. Reports are rewritten after every trial, so nothing is lost on a crash."""
-    start = time.perf_counter()
-    space = SearchSpace.load(space_path).with_budget(config.budget.min_relus, config.budget.max_relus)
-    out_dir = Path(out_dir) if out_dir else Path("runs") / config.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    storage = storage or config.storage or default_storage(out_dir)
-    total = n_trials or config.n_trials
-    timeout_s = timeout_s or config.timeout_s
+@dataclass
+class PreparedStudy:
+    """A study opened in its storage, with what its trials need (data loaded once per process)."""
+
+    study: optuna.Study
+    config: StudyConfig
+    space: SearchSpace
+    splits: Splits
+    storage: str
+    out_dir: Path
+    total: int
+
+
+def prepare_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials: int | None = None,
+                  storage: str | None = None, out_dir: str | Path | None = None,
+                  worker_id: int = 0) -> PreparedStudy:
+    """Check everything the study needs (space, dataset, baselines) and only then create or load it in its
+    storage (``storage``, else the file's, else ``sqlite:///<out_dir>/study.db``), re-queue trials of a dead
+    single-process run (SQLite), enqueue the baselines once and store the total (``n_trials``, else the file's)
+    as the study's user attr ``n_trials``. ``space``: a search space or the path of its file."""
+    space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    space = space.with_budget(config.budget.min_relus, config.budget.max_relus)
     resolution = config.dataset.resolution or space.resolution
     splits = load_dataset(config.dataset.name, root=config.dataset.root, resolution=resolution,
                           channels=config.dataset.channels, val_fraction=config.dataset.val_fraction,
                           split_seed=config.dataset.split_seed, download=config.dataset.download)
+    baselines = baseline_trials(config, splits.train.num_classes, splits.train.x.shape[1], resolution)
+    out_dir = Path(out_dir) if out_dir else Path("runs") / config.name
+    storage = storage or config.storage.url
+    if storage is None:  # the default SQLite file lives in the run folder
+        out_dir.mkdir(parents=True, exist_ok=True)
+        storage = default_storage(out_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(config, space, storage, worker_id)
     if storage.startswith("sqlite"):
         requeue_stale(study)
-    enqueue_baselines(study, config, splits.train.num_classes, splits.train.x.shape[1], resolution)
+    enqueue_baselines(study, baselines)
+    total = n_trials or config.n_trials
+    study.set_user_attr("n_trials", total)
+    return PreparedStudy(study, config, space, splits, storage, out_dir, total)
+
+
+def load_stored_study(storage: str, name: str) -> tuple[StudyConfig, SearchSpace, int]:
+    """The config, search space and total (``n_trials``) of study ``name`` as ``pisearch run`` or ``pisearch
+    create`` stored them in ``storage``: all that a worker on another machine needs."""
+    store = open_storage(storage, heartbeat=False)
+    source = f"storage {display_url(storage)}"
+    try:
+        attrs = store.get_study_user_attrs(store.get_study_id_from_name(name))
+    except KeyError:
+        names = ", ".join(s.study_name for s in store.get_all_studies()) or "none"
+        raise UserError(f"{source}: no study {name!r} (it holds: {names})") from None
+    if "config" not in attrs or "space" not in attrs:
+        raise UserError(f"{source}: study {name!r} has no stored config (create it with pisearch create or "
+                        f"pisearch run)")
+    config = validate(StudyConfig, json.loads(attrs["config"]), f"{source} study {name!r} (config)")
+    space = SearchSpace.from_dict(json.loads(attrs["space"]), source=f"{source} study {name!r} (space)")
+    return config, space, int(attrs.get("n_trials", config.n_trials))
+
+
+def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials: int | None = None,
+              timeout_s: float | None = None, storage: str | None = None, out_dir: str | Path | None = None,
+              progress: bool = True, worker_id: int = 0) -> RunResult:
+    """Launch or resume the study (see :func:`prepare_study`) and run trials until it holds ``n_trials``
+    finished ones (all workers together; failed trials count) or for ``timeout_s`` seconds. Reports are
+    rewritten after every trial, so nothing is lost on a crash.
+
+    Workers share the total: a worker starts a trial only while finished + running trials are fewer than the
+    total (if two take the last slot at once, the later trial ends PRUNED untrained, reason ``surplus``). On a
+    storage with heartbeats (PostgreSQL, MySQL) a worker with no slot left waits for the other workers' trials
+    to end or to go stale; a stale trial is failed and re-run once, in a free slot."""
+    start = time.perf_counter()
+    prep = prepare_study(config, space, n_trials=n_trials, storage=storage, out_dir=out_dir, worker_id=worker_id)
+    study, total, out_dir = prep.study, prep.total, prep.out_dir
+    timeout_s = timeout_s or config.timeout_s
     fidelity = config.fidelity
     if "seed" not in fidelity.model_fields_set:  # the study seed also seeds training unless fidelity says
         fidelity = fidelity.model_copy(update={"seed": config.seed})
-    runner = TrialRunner(config, space, splits, fidelity, str(out_dir))
-    done = n_finished(study)
-    bar = _Progress(total, done, progress)
+    runner = TrialRunner(config, prep.space, prep.splits, fidelity, str(out_dir))
+    bar = _Progress(total, count_trials(study, FINISHED), progress)
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        ahead = sum(t.number < trial.number for t in study.get_trials(deepcopy=False, states=TAKEN))
+        if ahead >= total:  # another worker took the last slot at the same moment: this one gives way
+            trial.set_user_attr("reason", f"surplus: all {total} trials of the study were taken; not trained")
+            study.stop()
+            raise optuna.TrialPruned()
+        trial.set_user_attr("worker", worker_id)
+        return runner(trial)
 
     def write(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         write_reports(study, out_dir, config.objectives)
 
+    deadline = None if timeout_s is None else time.perf_counter() + timeout_s
     try:
-        if done < total:
-            study.optimize(
-                runner, n_trials=total - done, timeout=timeout_s, catch=(TrialDiverged,),
-                callbacks=[optuna.study.MaxTrialsCallback(total, states=FINISHED), write, bar],
-            )
+        while True:
+            left = None if deadline is None else deadline - time.perf_counter()
+            taken = count_trials(study, TAKEN)
+            if count_trials(study, FINISHED) >= total or (left is not None and left <= 0):
+                break
+            if taken < total:
+                study.optimize(
+                    objective, n_trials=total - taken, timeout=left, catch=(TrialDiverged,),
+                    callbacks=[optuna.study.MaxTrialsCallback(total, states=TAKEN), write, bar],
+                )
+            elif is_server_url(prep.storage):  # the last trials run elsewhere: wait until they end or go stale
+                time.sleep(min(WAIT_POLL_S, config.storage.heartbeat_interval_s))
+                fail_stale_trials(study)
+            else:
+                break
     finally:
         bar.close()
         frame = write_reports(study, out_dir, config.objectives)

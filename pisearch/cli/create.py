@@ -1,0 +1,29 @@
+"""``pisearch create``: put a study into a storage without running trials, for workers to join."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pisearch.cli.app import app
+from pisearch.study import load_study_config
+from pisearch.study.runner import prepare_study
+from pisearch.study.storage import display_url
+
+
+@app.command()
+def create(
+    study_file: Path = typer.Argument(..., metavar="STUDY.yaml", help="Study file (see studies/)."),
+    storage: str = typer.Option(None, "--storage", help="Optuna storage URL (default: the file's, else "
+                                "sqlite:///<out>/study.db)."),
+    n_trials: int = typer.Option(None, "--n-trials", "-n", min=1, help="Total trials (default: the file's)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run folder (default runs/<study name>)."),
+) -> None:
+    """Create the study (checking its space, dataset and baselines) and queue its baselines; run nothing."""
+    config, space_path = load_study_config(study_file)
+    prep = prepare_study(config, space_path, n_trials=n_trials, storage=storage, out_dir=out)
+    waiting = len(prep.study.get_trials(deepcopy=False))
+    url = display_url(prep.storage)
+    print(f"study {config.name!r} in {url}: {prep.total} trials planned, {waiting} already stored or queued; "
+          f"join with:\n  pisearch worker --storage '{url}' --study {config.name}")
