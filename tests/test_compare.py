@@ -155,3 +155,15 @@ def test_bad_inputs():
     with pytest.raises(UserError, match="trials table spec"):
         accuracy_by_width(bad)
     assert stage_relu_share(TRIALS.iloc[:0]).empty
+
+
+def test_zero_relu_front_point_counts_as_one_relu():
+    import warnings
+
+    from pisearch.report.compare import relus_to_reach
+
+    points = pd.DataFrame({"relus": [0, 100, 10_000], "accuracy": [0.5, 0.7, 0.9]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert relus_to_reach(points, 0.4) == 1.0
+        assert relus_to_reach(points, 0.6) == pytest.approx(10.0)  # halfway between log10(1) and log10(100)

@@ -39,7 +39,8 @@ COMPARE_COLUMNS = [
 ]
 
 
-def _table(trials: pd.DataFrame, required: Iterable[str] = REQUIRED) -> pd.DataFrame:
+def trials_table(trials: pd.DataFrame, required: Iterable[str] = REQUIRED) -> pd.DataFrame:
+    """A copy of a trials table (trials.csv) with its columns checked and typed (level int, numbers numeric)."""
     missing = [c for c in required if c not in trials.columns]
     if missing:
         raise UserError(f"trials table: missing column(s) {', '.join(missing)} (needed: {', '.join(required)})")
@@ -53,14 +54,15 @@ def _table(trials: pd.DataFrame, required: Iterable[str] = REQUIRED) -> pd.DataF
     return df
 
 
-def _measured(df: pd.DataFrame) -> pd.DataFrame:
+def measured(df: pd.DataFrame) -> pd.DataFrame:
+    """COMPLETE, feasible rows that carry an accuracy and a ReLU count."""
     ok = (df["state"] == "COMPLETE") & df["accuracy"].notna() & df["relus"].notna()
     if "feasible" in df:
         ok &= df["feasible"].astype(str).str.lower() != "false"
     return df[ok]
 
 
-def _highest_level(df: pd.DataFrame) -> pd.DataFrame:
+def highest_level(df: pd.DataFrame) -> pd.DataFrame:
     """One row per candidate: its highest-level measurement (latest trial number on ties)."""
     return df.sort_values(["level", "number"]).groupby(CANDIDATE, dropna=False, sort=False).tail(1)
 
@@ -70,12 +72,14 @@ def relus_to_reach(points: pd.DataFrame, accuracy: float) -> float:
 
     Linear interpolation in log10(ReLUs) between consecutive front points; an accuracy at or below the
     front's first point costs that point's ReLUs (no extrapolation below it, so a saving derived from it is a
-    lower bound); NaN when no front point reaches ``accuracy``.
+    lower bound); NaN when no front point reaches ``accuracy``. A front point with 0 ReLUs counts as 1 ReLU
+    (log scale; a saving derived from it is then rule_relus / 1, finite).
     """
     front = pareto_front(points[["relus", "accuracy"]], FRONT_OBJECTIVES).drop_duplicates()
     if front.empty or accuracy > front["accuracy"].max():
         return math.nan
-    r, a = np.log10(front["relus"].to_numpy(float)), front["accuracy"].to_numpy(float)  # a strictly increasing
+    r = np.log10(np.maximum(front["relus"].to_numpy(float), 1.0))
+    a = front["accuracy"].to_numpy(float)  # strictly increasing along the front
     i = int(np.searchsorted(a, accuracy))
     if i == 0:
         return float(10 ** r[0])
@@ -112,12 +116,12 @@ def compare_table(trials: pd.DataFrame) -> pd.DataFrame:
     never reaches it). ``rule_train_seconds`` sums every row of that rule point, ``search_train_seconds``
     every searched row of any state and level (the search's whole training cost).
     """
-    df = _table(trials)
-    search = _measured(df[df["source"] == "search"])
+    df = trials_table(trials)
+    search = measured(df[df["source"] == "search"])
     search_seconds = float(df.loc[df["source"] == "search", "train_seconds"].sum())
     rows = []
     for _, group in df[df["source"] == "rule"].groupby(["budget", "spec"], dropna=False):
-        rule = _measured(group)
+        rule = measured(group)
         if len(rule):
             rows.append(_compare_row(rule, search, float(group["train_seconds"].sum()), search_seconds))
     out = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
@@ -132,7 +136,7 @@ def hypervolume_vs_rule(trials: pd.DataFrame, level: int | None = None) -> dict:
     ReLUs and a set that is better everywhere has the larger value. ``level`` defaults to the lowest level,
     where every trial is measured. ``ratio`` = search / rule.
     """
-    m = _measured(_table(trials))
+    m = measured(trials_table(trials))
     if level is None:
         level = int(m["level"].min()) if len(m) else 0
     m = m[m["level"] == level]
@@ -169,7 +173,7 @@ def accuracy_by_width(trials: pd.DataFrame) -> pd.DataFrame:
     profile, then ReLUs, so grouping by ``profile`` gives one curve per width multiplier profile.
     """
     rows = []
-    for _, t in _highest_level(_measured(_table(trials))).iterrows():
+    for _, t in highest_level(measured(trials_table(trials))).iterrows():
         widths = [st.width for st in _spec_cost(t["spec"])[0].stages]
         rows.append({"number": t["number"], "source": t["source"], "label": t["label"], "level": t["level"],
                      "profile": ",".join(_ratio_text(b / a) for a, b in zip(widths, widths[1:])),
@@ -183,7 +187,7 @@ def stage_relu_share(trials: pd.DataFrame) -> pd.DataFrame:
     """Each measured candidate's ReLU share per stage (``stem``, ``stage1`` …, ``head``: fractions of its
     exact ReLU count that sum to 1; NaN for a network without ReLUs), at its highest level, with accuracy."""
     rows = []
-    for _, t in _highest_level(_measured(_table(trials))).iterrows():
+    for _, t in highest_level(measured(trials_table(trials))).iterrows():
         cost = _spec_cost(t["spec"])[1]
         shares = {k: (v / cost.relus if cost.relus else math.nan) for k, v in cost.stage_relus().items()}
         rows.append({"number": t["number"], "source": t["source"], "label": t["label"], "level": t["level"],

@@ -20,8 +20,8 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from pisearch.report.compare import (
-    FRONT_OBJECTIVES, _highest_level, _measured, _table, accuracy_by_width, compare_table, hypervolume_vs_rule,
-    stage_relu_share,
+    FRONT_OBJECTIVES, accuracy_by_width, compare_table, highest_level, hypervolume_vs_rule, measured,
+    stage_relu_share, trials_table,
 )
 from pisearch.report.pareto import hypervolume_2d, pareto_front, pareto_mask
 
@@ -40,7 +40,7 @@ HOVER = ("trial %{customdata[0]} · %{customdata[1]} · level %{customdata[2]}<b
 
 def candidates(trials: pd.DataFrame) -> pd.DataFrame:
     """Measured candidates (COMPLETE, feasible, with accuracy and ReLUs), each at its highest fidelity level."""
-    return _highest_level(_measured(_table(trials)))
+    return highest_level(measured(trials_table(trials)))
 
 
 def search_front(trials: pd.DataFrame) -> pd.DataFrame:
@@ -100,7 +100,7 @@ def hypervolume_history(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     :func:`~pisearch.report.compare.hypervolume_vs_rule`'s summary, whose level, axes (accuracy × log10 ReLUs) and
     reference point it uses, so the last value equals its ``search_hypervolume``."""
     summary = hypervolume_vs_rule(trials)
-    m = _measured(_table(trials))
+    m = measured(trials_table(trials))
     points = m[(m["source"] == "search") & (m["level"] == summary["level"])].sort_values("number")
     reference = (summary["reference_accuracy"], math.log10(summary["reference_relus"]))
     front, rows = np.empty((0, 2)), []
@@ -262,22 +262,22 @@ def dashboard_html(trials: pd.DataFrame, facts: Mapping[str, str], export_comman
     Pareto trial. With no measured candidate the page says so instead of plotting; trials that were not measured
     (failed, pruned, running, infeasible) are listed with their reason.
     """
-    df = _table(trials)
-    measured = candidates(df)
+    df = trials_table(trials)
+    shown = candidates(df)
     title = html.escape(str(facts.get("study", "study")))
     fact_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
     export = (lambda n: export_command.format(trial=n)) if export_command else None
-    if len(measured):
+    if len(shown):
         body = _plots(df, export)
     else:
         states = ", ".join(f"{n} {s.lower()}" for s, n in df["state"].value_counts().items()) or "none"
         body = (f"<p class='empty' id='no-trials'>No complete trials with a measured accuracy yet "
                 f"({len(df)} trials: {states}) — nothing to plot.</p>")
-    unmeasured = df[~df.index.isin(_measured(df).index)]
+    unmeasured = df[~df.index.isin(measured(df).index)]
     if len(unmeasured):
         body += (f"<h2>Trials not plotted ({len(unmeasured)})</h2>"
                  + _table_html(unmeasured.sort_values("number"), UNMEASURED_COLUMNS, "unmeasured-table"))
-    script = f"<script>{get_plotlyjs()}</script>" if len(measured) else ""
+    script = f"<script>{get_plotlyjs()}</script>" if len(shown) else ""
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>pisearch · {title}</title>"
             f"<style>{STYLE}</style>{script}</head><body><h1>pisearch dashboard · {title}</h1>"
             f"<h2>Study</h2><table class='facts'>{fact_rows}</table>{body}<script>{SORT_JS}</script></body></html>")

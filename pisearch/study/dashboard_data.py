@@ -17,7 +17,7 @@ import pandas as pd
 
 from pisearch.errors import UserError
 from pisearch.report.dashboard import dashboard_html
-from pisearch.study.records import _write_text, all_levels
+from pisearch.study.records import write_atomic, all_levels
 from pisearch.study.storage import JOURNAL, display_url, open_storage
 
 SQLITE = "sqlite:///"
@@ -158,5 +158,5 @@ def write_dashboard(run_dir_or_url: str | Path, study: str | None = None, out: s
     data = load_dashboard_data(run_dir_or_url, study)
     path = Path(out) if out else (data.run_dir or Path("runs") / data.facts["study"]) / "dashboard.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_text(dashboard_html(data.trials, data.facts, data.export_command), path)
+    write_atomic(dashboard_html(data.trials, data.facts, data.export_command), path)
     return path

@@ -9,7 +9,7 @@ import optuna
 import pandas as pd
 
 from pisearch.report import pareto_front
-from pisearch.report.compare import compare_table, hypervolume_vs_rule
+from pisearch.report.compare import compare_table, highest_level, hypervolume_vs_rule, measured, trials_table
 from pisearch.study.config import OBJECTIVES
 
 # Column order of trials.csv; user attrs not listed here follow, then the spec JSON last.
@@ -71,20 +71,9 @@ def all_levels(study: optuna.Study, storage, levels: int = 1) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else trials_frame(study)
 
 
-def measured(df: pd.DataFrame) -> pd.DataFrame:
-    """COMPLETE, feasible rows that carry an accuracy."""
-    return df[(df["state"] == "COMPLETE") & (df["feasible"] == True) & df["accuracy"].notna()]  # noqa: E712
-
-
-def highest_level(df: pd.DataFrame) -> pd.DataFrame:
-    """Each trial's measured row at its highest fidelity level."""
-    ok = measured(df)
-    return ok.sort_values(["number", "level"]).groupby("number", as_index=False).tail(1)
-
-
 def front_of(df: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
-    """Non-dominated trials (all sources) for ``objectives``, each at its highest measured level."""
-    return pareto_front(highest_level(df), {o: OBJECTIVES[o] for o in objectives})
+    """Non-dominated measured candidates (all sources) for ``objectives``, each at its highest fidelity level."""
+    return pareto_front(highest_level(measured(trials_table(df))), {o: OBJECTIVES[o] for o in objectives})
 
 
 def write_reports(study: optuna.Study, out_dir: str | Path, objectives: list[str], *, storage=None,
@@ -99,15 +88,16 @@ def write_reports(study: optuna.Study, out_dir: str | Path, objectives: list[str
     _write_csv(front_of(df, objectives), out_dir / "pareto.csv")
     if (df["source"] == "rule").any():
         _write_csv(compare_table(df), out_dir / "compare.csv")
-        _write_text(json.dumps(hypervolume_vs_rule(df), indent=1), out_dir / "hypervolume.json")
+        write_atomic(json.dumps(hypervolume_vs_rule(df), indent=1), out_dir / "hypervolume.json")
     return df
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    _write_text(df.to_csv(index=False), path)
+    write_atomic(df.to_csv(index=False), path)
 
 
-def _write_text(text: str, path: Path) -> None:
+def write_atomic(text: str, path: Path) -> None:
+    """Write ``text`` to ``path`` through a temp file and a rename (readers never see half a file)."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
