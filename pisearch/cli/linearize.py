@@ -1,0 +1,86 @@
+"""``pisearch linearize``: apply SNL / AutoReP / coordinate descent / the naive baseline to an exported network
+so that it has at most B ReLUs, and write the result as a new export folder (see ``pisearch.linearize``)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import typer
+
+from pisearch.cli.app import app
+from pisearch.cost import count
+from pisearch.data import load_dataset
+from pisearch.errors import UserError
+from pisearch.linearize import METHODS, LinearizeSettings, check_budget
+from pisearch.linearize import linearize as run_method
+from pisearch.report.export import load_export, write_export
+
+
+def parse_budget(text: str, relus: int) -> int:
+    """``N`` ReLUs, or ``P%`` of ``relus`` (rounded down); a UserError names the flag otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*%\s*", text)
+    if match:
+        budget = int(float(match.group(1)) / 100 * relus)
+    elif re.fullmatch(r"\s*\d+\s*", text):
+        budget = int(text)
+    else:
+        raise UserError(f"--budget: expected a number of ReLUs or a percentage like 10%, got {text!r}")
+    check_budget(budget, relus)
+    return budget
+
+
+def _dataset_name(model_dir: Path, dataset: str | None) -> str:
+    if dataset is not None:
+        return dataset
+    path = model_dir / "metrics.json"
+    try:
+        name = json.loads(path.read_text()).get("dataset")
+    except (OSError, ValueError):
+        name = None
+    if not name:
+        raise UserError(f"{path}: no dataset recorded (key dataset); pass --dataset NAME")
+    return name
+
+
+@app.command()
+def linearize(
+    model_dir: Path = typer.Argument(..., metavar="MODEL_DIR", help="Export folder of the trained network "
+                                     "(pisearch export)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Export folder to write (an existing export is replaced)."),
+    method: str = typer.Option(..., "--method", "-m", help=f"One of {', '.join(sorted(METHODS))}."),
+    budget: str = typer.Option(..., "--budget", "-b", help="At most this many ReLUs (exact count of every site, "
+                               "per image), or a percentage of the network's count, e.g. 10%."),
+    granularity: str = typer.Option("pixel", "--granularity", help="pixel: one mask entry per activation "
+                                    "(exact budget); channel: per channel (within one channel's H×W)."),
+    epochs: int = typer.Option(None, "--epochs", min=0, help="Final finetune epochs (default 5)."),
+    search_epochs: int = typer.Option(None, "--search-epochs", min=0, help="Search-phase epochs (default 10)."),
+    dataset: str = typer.Option(None, "--dataset", help="Dataset (default: the one in MODEL_DIR/metrics.json)."),
+    kd: bool = typer.Option(True, "--kd/--no-kd", help="Distil from the un-linearized network (default on)."),
+    seed: int = typer.Option(None, "--seed", help="Seed of batch order, random scores and blocks (default 0)."),
+) -> None:
+    """Linearize a trained network to a ReLU budget; writes arch.json, weights, ONNX, card and metrics."""
+    spec, model = load_export(model_dir)
+    relus = count(spec).relus
+    b = parse_budget(budget, relus)
+    options = {"finetune_epochs": epochs, "search_epochs": search_epochs, "kd": kd, "seed": seed}
+    settings = LinearizeSettings(**{k: v for k, v in options.items() if v is not None})
+    name = _dataset_name(model_dir, dataset)
+    splits = load_dataset(name, resolution=spec.resolution, channels=spec.in_channels)
+    if splits.train.num_classes != spec.num_classes:
+        raise UserError(f"--dataset {name}: has {splits.train.num_classes} classes, the network "
+                        f"{spec.num_classes}")
+    new_spec, new_model, report = run_method(method, model, spec, splits, b, settings, granularity=granularity)
+    command = ["pisearch", "linearize", str(model_dir), "--method", method, "--budget", str(b),
+               "--granularity", granularity, "--epochs", str(settings.finetune_epochs), "--search-epochs",
+               str(settings.search_epochs), "--dataset", name, "--seed", str(settings.seed), "-o", str(out)]
+    if not kd:
+        command.append("--no-kd")
+    metrics = {**report, "dataset": name, "source": method, "parent": str(model_dir), "parent_spec_hash": spec.hash,
+               "weights": f"{method} linearization, finetuned {settings.finetune_epochs} epochs",
+               "linearize": settings.model_dump(mode="json")}
+    path = write_export(out, new_spec, new_model, metrics, reproduce=shlex.join(command))
+    typer.echo(f"{method} ({granularity}): {relus:,} → {report['relus']:,} ReLUs (every site, budget {b:,}); "
+               f"validation top-1 {report['accuracy_before']:.4f} → {report['accuracy']:.4f} → {path}/")

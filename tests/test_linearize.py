@@ -1,0 +1,226 @@
+import json
+import math
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pisearch.cli import main
+from pisearch.cost import count
+from pisearch.data import Splits, load_dataset
+from pisearch.data.embedded import synthetic_images
+from pisearch.errors import UserError
+from pisearch.linearize import METHODS, LinearizeSettings, kd_loss, linearize, select_budget
+from pisearch.linearize.autorep import StraightThroughMask, dapa, hysteresis
+from pisearch.linearize.base import maskable_sites
+from pisearch.models import MaskedAct
+from pisearch.models.verify import count_by_hooks
+from pisearch.report.export import load_export, write_export
+from pisearch.spec import resnet
+from pisearch.train import Fidelity, seeded_build, train_proxy
+
+FAST = {"search_epochs": 2, "finetune_epochs": 1, "batch_size": 16}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A trained 2-stage ResNet on 8×8 synthetic images (4 classes): 1,024 ReLUs over 5 sites."""
+    data = synthetic_images(30, classes=4, resolution=8, seed=3)
+    data = data.subset(torch.randperm(len(data), generator=torch.Generator().manual_seed(0)))
+    part = lambda a, b: data.subset(torch.arange(a, b))  # noqa: E731
+    splits = Splits(part(0, 80), part(80, 100), part(100, 120))
+    spec = resnet((4, 8), (1, 1), resolution=8, num_classes=4)
+    fidelity = Fidelity(epochs=3, batch_size=16)
+    model = seeded_build(spec, fidelity)
+    train_proxy(model, splits.train, splits.val, fidelity)
+    return spec, model.eval(), splits
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# AutoReP pieces: DaPa, hysteresis, straight-through gradient
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mu,sigma", [(0.0, 1.0), (0.7, 0.5), (-1.2, 2.0), (2.0, 0.8), (-0.3, 0.2)])
+def test_dapa_equals_numeric_least_squares_fit(mu, sigma):
+    # Normal equations of min E[(ReLU(x) − c2x² − c1x − c0)²], x ~ N(mu, sigma²), by quadrature on a fine grid.
+    x = torch.linspace(mu - 12 * sigma, mu + 12 * sigma, 400001, dtype=torch.float64)
+    w = torch.exp(-((x - mu) ** 2) / (2 * sigma**2))
+    w = w / w.sum()
+    basis = torch.stack([x * x, x, torch.ones_like(x)], 1)
+    gram = basis.T @ (basis * w[:, None])
+    rhs = basis.T @ (torch.relu(x) * w)
+    numeric = torch.linalg.solve(gram, rhs)
+    closed = dapa(torch.tensor([mu]), torch.tensor([sigma]))[0].double()
+    assert torch.allclose(closed, numeric, atol=5e-4), (closed, numeric)
+
+
+def test_hysteresis_keeps_a_unit_until_its_score_crosses_minus_t_and_revives_above_t():
+    mask = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    score = torch.tensor([0.001, -0.002, -0.004, 0.002, 0.004, -0.5])
+    assert hysteresis(mask, score, 0.003).tolist() == [1.0, 1.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def test_straight_through_mask_forwards_the_mask_and_scales_gradient_by_softplus():
+    score = torch.tensor([-2.0, -0.1, 0.0, 0.3, 3.0], requires_grad=True)
+    mask = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0])
+    upstream = torch.tensor([0.5, -1.0, 2.0, 3.0, -0.25])
+    out = StraightThroughMask.apply(score, mask)
+    assert out.tolist() == mask.tolist()
+    (out * upstream).sum().backward()
+    assert torch.allclose(score.grad, F.softplus(score.detach()) * upstream)
+
+
+def test_kd_loss_is_temperature_scaled_kl():
+    torch.manual_seed(0)
+    s, t = torch.randn(6, 5), torch.randn(6, 5)
+    p = F.softmax(t / 4, 1)
+    manual = (p * (p.log() - F.log_softmax(s / 4, 1))).sum(1).mean() * 16
+    assert torch.allclose(kd_loss(s, t, 4.0), manual, atol=1e-6)
+    assert kd_loss(t, t).abs() < 1e-6
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The exact-budget selection
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("granularity", ["pixel", "channel"])
+@pytest.mark.parametrize("budget", [0, 1, 37, 300, 1023])
+def test_select_budget_keeps_the_top_units_within_one_granule(tiny, granularity, budget):
+    spec = tiny[0]
+    sites = maskable_sites(spec, granularity, "identity")
+    g = torch.Generator().manual_seed(budget)
+    scores = {s.name: torch.rand(s.unit_shape, generator=g) for s in sites}
+    keeps = select_budget(scores, sites, budget)
+    kept = sum(int(keeps[s.name].sum()) * s.granule for s in sites)
+    if granularity == "pixel":
+        assert kept == budget
+        threshold = min(float(scores[s.name][keeps[s.name]].min()) for s in sites if keeps[s.name].any()) \
+            if budget else math.inf
+        dropped = max(float(scores[s.name][~keeps[s.name]].max()) for s in sites if (~keeps[s.name]).any())
+        assert dropped <= threshold  # nothing left out outranks anything kept
+    else:
+        assert budget - max(s.granule for s in sites) < kept <= budget
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Every method lands on the budget, checked by forward hooks on the loaded export
+# ---------------------------------------------------------------------------------------------------------------
+def export_and_reload(tmp_path, spec, model, report):
+    out = write_export(tmp_path / "lin", spec, model, {"accuracy": report["accuracy"], "dataset": "synthetic"})
+    return load_export(out)
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.10, 0.25])
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_pixel_budget_is_exact_by_hooks(tiny, tmp_path, method, fraction):
+    spec, model, splits = tiny
+    budget = round(fraction * count(spec).relus)
+    new_spec, new_model, report = linearize(method, model, spec, splits, budget, FAST)
+    loaded_spec, loaded = export_and_reload(tmp_path, new_spec, new_model, report)
+    hooks = count_by_hooks(loaded, (3, 8, 8))
+    assert hooks.relus == count(loaded_spec).relus == report["relus"] == budget
+    off = count(spec).relus - budget
+    assert hooks.polys == (off if METHODS[method].off == "poly" else 0)
+    assert 0 <= report["accuracy"] <= 1 and report["finetune_seconds"] >= 0
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_channel_budget_within_one_channel_by_hooks(tiny, tmp_path, method):
+    spec, model, splits = tiny
+    budget = round(0.10 * count(spec).relus)
+    new_spec, new_model, report = linearize(method, model, spec, splits, budget, FAST, granularity="channel")
+    _, loaded = export_and_reload(tmp_path, new_spec, new_model, report)
+    relus = count_by_hooks(loaded, (3, 8, 8)).relus
+    masks = [m for m in loaded.modules() if isinstance(m, MaskedAct)]
+    assert all(m.per_channel for m in masks)
+    assert budget - max(s.height * s.width for s in spec.sites()) < relus <= budget
+
+
+def test_naive_without_finetune_keeps_the_trained_weights_and_drops_late_sites_first(tiny):
+    spec, model, splits = tiny
+    budget = 700  # stem (256) + layer1 (512) > 700: layer1.0.act2 is cut, everything after it is identity
+    new_spec, new_model, _ = linearize("naive", model, spec, splits, budget, {**FAST, "finetune_epochs": 0})
+    kinds = {name: act.kind if act.mask is None else "masked" for name, act in new_spec.acts}
+    assert kinds == {"stem.act": "relu", "layer1.0.act1": "relu", "layer1.0.act2": "masked",
+                     "layer2.0.act1": "identity", "layer2.0.act2": "identity"}
+    original = dict(model.named_parameters())  # BN running statistics are re-estimated for the new masks
+    for key, value in new_model.named_parameters():
+        assert torch.equal(value, original[key]), key
+
+
+def test_an_already_masked_network_only_loses_relus(tiny):
+    spec, model, splits = tiny
+    half_spec, half_model, _ = linearize("naive", model, spec, splits, 512, FAST)
+    new_spec, _, report = linearize("snl", half_model, half_spec, splits, 100, FAST)
+    assert report["relus"] == 100
+    before = {s.name: s.keep for s in maskable_sites(half_spec, "pixel", "identity")}
+    after = {s.name: s.keep for s in maskable_sites(new_spec, "pixel", "identity")}
+    assert all(bool((after[name] <= before[name]).all()) for name in after)
+
+
+def test_bad_arguments_are_user_errors(tiny):
+    spec, model, splits = tiny
+    with pytest.raises(UserError, match="--budget 1,024"):
+        linearize("snl", model, spec, splits, 1024, FAST)
+    with pytest.raises(UserError, match="--method"):
+        linearize("lasso", model, spec, splits, 10, FAST)
+    with pytest.raises(UserError, match="granularity"):
+        linearize("cd", model, spec, splits, 10, FAST, granularity="block")
+    with pytest.raises(ValueError):
+        LinearizeSettings(snl={"lambda0": -1})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------------------------
+def cli(capsys, *args):
+    argv = sys.argv
+    sys.argv = ["pisearch", "linearize", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def parent_export(tmp_path_factory):
+    """The tiny network with 10 classes, trained one epoch on the registered synthetic set at 8×8."""
+    splits = load_dataset("synthetic", resolution=8)
+    spec = resnet((4, 8), (1, 1), resolution=8, num_classes=10)
+    fidelity = Fidelity(epochs=1, batch_size=32)
+    model = seeded_build(spec, fidelity)
+    result = train_proxy(model, splits.train, splits.val, fidelity)
+    return write_export(tmp_path_factory.mktemp("parent") / "net", spec, model,
+                        {"accuracy": result.accuracy, "dataset": "synthetic"})
+
+
+def test_cli_round_trip(parent_export, tmp_path, capsys):
+    code, out, err = cli(capsys, parent_export, "--method", "naive", "--budget", "10%", "-o", tmp_path / "lin",
+                         "--epochs", 1, "--search-epochs", 1)
+    assert code == 0, err
+    spec, model = load_export(tmp_path / "lin")
+    assert count_by_hooks(model, (3, 8, 8)).relus == count(spec).relus == 102
+    metrics = json.loads((tmp_path / "lin" / "metrics.json").read_text())
+    assert (metrics["method"], metrics["budget"], metrics["granularity"], metrics["source"]) == \
+        ("naive", 102, "pixel", "naive")
+    assert {"accuracy_before", "accuracy", "finetune_seconds"} <= set(metrics)
+    assert "1,024 → 102 ReLUs" in out
+
+
+@pytest.mark.parametrize("budget,message", [("2000", "already has only 1,024"), ("-3", "--budget"),
+                                            ("abc", "--budget"), ("100%", "already has only")])
+def test_cli_bad_budget_exits_2_with_one_line(parent_export, tmp_path, capsys, budget, message):
+    code, out, err = cli(capsys, parent_export, "--method", "snl", "--budget", budget, "-o", tmp_path / "x")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and message in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_unknown_dataset_exits_2_with_one_line(parent_export, tmp_path, capsys):
+    code, _, err = cli(capsys, parent_export, "--method", "naive", "--budget", "100", "--dataset", "nope",
+                       "-o", tmp_path / "x")
+    assert code == 2 and "unknown name 'nope'" in err and len(err.strip().splitlines()) == 1
