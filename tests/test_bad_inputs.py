@@ -113,7 +113,7 @@ CASES = {
     "rule: budget below smallest network": (["rule", "--budget", "100"], {}, "below the smallest network"),
     "rule: negative budget": (["rule", "--budget", "-5"], {}, "budget: expected a positive integer, got -5"),
 }
-ALSO_AS_SCRIPT = ["broken YAML", "study name clash", "rule: negative budget"]
+ALSO_AS_SCRIPT = ["broken YAML", "study name clash"]
 
 
 def dump(db: Path) -> list[str]:
