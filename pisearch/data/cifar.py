@@ -37,13 +37,28 @@ CIFAR100 = CifarLayout("cifar100", "cifar-100-python", "cifar-100-python.tar.gz"
                        b"fine_labels", 100, "CIFAR100")
 
 
+
+class BatchUnpickler(pickle.Unpickler):
+    """Reads a CIFAR batch (dicts, lists, bytes and numpy arrays) and refuses every other global, so a crafted
+    file cannot run code while it is loaded."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")} | {
+        (f"numpy.{core}.{mod}", name) for core in ("core", "_core")
+        for mod, name in (("multiarray", "_reconstruct"), ("numeric", "_frombuffer"))}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR batch")
+
+
 def read_batches(layout: CifarLayout, files: tuple[str, ...], opener, where: Path) -> ImageData:
     """Concatenate pickled batches (``{b"data": (N, 3072) uint8, label_key: [N ints]}``) into one ImageData."""
     xs, ys = [], []
     for f in files:
         try:
             with opener(f"{layout.folder}/{f}") as fh:
-                batch = pickle.load(fh, encoding="bytes")
+                batch = BatchUnpickler(fh, encoding="bytes").load()
             xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             ys.append(np.asarray(batch[layout.label_key], dtype=np.int64))
         except (KeyError, OSError, ValueError, pickle.UnpicklingError, EOFError) as err:

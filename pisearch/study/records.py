@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import optuna
@@ -98,6 +99,6 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
 
 def write_atomic(text: str, path: Path) -> None:
     """Write ``text`` to ``path`` through a temp file and a rename (readers never see half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: workers may share a run folder
     tmp.write_text(text)
     tmp.replace(path)
