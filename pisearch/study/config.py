@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from pisearch.config import read_yaml, validate
+from pisearch.config import key_path, read_yaml, reason, validate
 from pisearch.errors import UserError
 from pisearch.train import Fidelity
 
@@ -93,6 +93,12 @@ class StorageConfig(_Strict):
         return self
 
 
+class PromotionConfig(_Strict):
+    """Multi-fidelity promotion: trials within ``epsilon`` accuracy (0–1) of the front are promoted with it."""
+
+    epsilon: float = Field(0.02, ge=0, le=1)
+
+
 class StudyConfig(_Strict):
     """A whole study. ``space`` is a path relative to the study file (or to the working directory)."""
 
@@ -100,6 +106,8 @@ class StudyConfig(_Strict):
     space: str
     dataset: DatasetConfig = DatasetConfig()
     fidelity: Fidelity = Fidelity()
+    fidelities: list[dict[str, Any]] = Field(default_factory=list)  # higher levels: overrides of the level below
+    promotion: PromotionConfig = PromotionConfig()
     objectives: list[str] = Field(default_factory=lambda: ["accuracy", "relus"], min_length=1)
     sampler: SamplerConfig = SamplerConfig()
     n_trials: int = Field(20, ge=1)
@@ -117,6 +125,28 @@ class StudyConfig(_Strict):
     @classmethod
     def _url_alone(cls, value: object) -> object:
         return {"url": value} if isinstance(value, str) or value is None else value
+
+    @field_validator("fidelities")
+    @classmethod
+    def _valid_levels(cls, levels: list[dict], info: ValidationInfo) -> list[dict]:
+        fidelity = info.data.get("fidelity", Fidelity())
+        for i, overrides in enumerate(levels):
+            try:
+                fidelity = Fidelity.model_validate({**fidelity.model_dump(), **overrides})
+            except ValidationError as err:
+                first = err.errors()[0]
+                raise ValueError(f"level {i + 1}: {key_path(first['loc'])}: {reason(first, Fidelity)}") from None
+        return levels
+
+    def level_fidelities(self, seed: int | None = None) -> list[Fidelity]:
+        """The fidelity of every level (0 = ``fidelity``; each ``fidelities`` entry overrides the level below).
+        ``seed`` replaces the training seed of every level unless ``fidelity`` sets one explicitly."""
+        levels = [self.fidelity]
+        for overrides in self.fidelities:
+            levels.append(Fidelity.model_validate({**levels[-1].model_dump(), **overrides}))
+        if seed is not None and "seed" not in self.fidelity.model_fields_set:
+            levels = [f.model_copy(update={"seed": seed}) for f in levels]
+        return levels
 
     @field_validator("objectives")
     @classmethod

@@ -20,6 +20,8 @@ from pisearch.space import SearchSpace
 from pisearch.spec import net
 from pisearch.study.config import StudyConfig
 from pisearch.study.objective import TrialDiverged, TrialRunner
+from pisearch.study.dashboard_data import write_dashboard
+from pisearch.study.promotion import promote
 from pisearch.study.records import write_reports
 from pisearch.study.storage import display_url, fail_stale_trials, is_server_url, open_storage
 
@@ -240,10 +242,8 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
     prep = prepare_study(config, space, n_trials=n_trials, storage=storage, out_dir=out_dir, worker_id=worker_id)
     study, total, out_dir = prep.study, prep.total, prep.out_dir
     timeout_s = timeout_s or config.timeout_s
-    fidelity = config.fidelity
-    if "seed" not in fidelity.model_fields_set:  # the study seed also seeds training unless fidelity says
-        fidelity = fidelity.model_copy(update={"seed": config.seed})
-    runner = TrialRunner(config, prep.space, prep.splits, fidelity, str(out_dir))
+    fidelities = config.level_fidelities(seed=config.seed)  # the study seed also seeds training
+    runner = TrialRunner(config, prep.space, prep.splits, fidelities[0], str(out_dir))
     bar = _Progress(total, count_trials(study, FINISHED), progress)
 
     def objective(trial: optuna.Trial) -> list[float]:
@@ -255,8 +255,11 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
         trial.set_user_attr("worker", worker_id)
         return runner(trial)
 
-    def write(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
-        write_reports(study, out_dir, config.objectives)
+    store = open_storage(prep.storage, heartbeat_interval_s=config.storage.heartbeat_interval_s,
+                         grace_period_s=config.storage.grace_period_s)
+
+    def write(study: optuna.Study, _trial: optuna.trial.FrozenTrial | None = None) -> pd.DataFrame:
+        return write_reports(study, out_dir, config.objectives, storage=store, levels=len(fidelities))
 
     deadline = None if timeout_s is None else time.perf_counter() + timeout_s
     try:
@@ -275,7 +278,13 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
                 fail_stale_trials(study)
             else:
                 break
+        if count_trials(study, FINISHED) >= total:  # the round is complete: promote it level by level
+            for level, fidelity in enumerate(fidelities[1:], start=1):
+                level_runner = TrialRunner(config, prep.space, prep.splits, fidelity, str(out_dir), level=level)
+                promote(level_runner, store, config.name, level, config.promotion.epsilon, config.directions)
     finally:
         bar.close()
-        frame = write_reports(study, out_dir, config.objectives)
+        frame = write(study)
+    if config.dashboard:
+        write_dashboard(out_dir, study=config.name, out=out_dir / "dashboard.html")
     return RunResult(study, out_dir, frame, time.perf_counter() - start)
