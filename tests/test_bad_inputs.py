@@ -112,6 +112,9 @@ CASES = {
     "count: missing spec file": (["count", "nope.json"], {}, "nope.json: no such spec file"),
     "rule: budget below smallest network": (["rule", "--budget", "100"], {}, "below the smallest network"),
     "rule: negative budget": (["rule", "--budget", "-5"], {}, "budget: expected a positive integer, got -5"),
+    "usage: budget not a number": (["rule", "--budget", "abc"], {}, "pisearch rule: Invalid value for '--budget'"),
+    "usage: missing argument": (["count"], {}, "pisearch count: Missing argument 'NET_OR_SPEC_JSON'"),
+    "usage: unknown command": (["frob"], {}, "pisearch: No such command 'frob'"),
 }
 ALSO_AS_SCRIPT = ["broken YAML", "study name clash"]
 
