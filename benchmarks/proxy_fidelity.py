@@ -1,0 +1,500 @@
+"""Proxy fidelity: does the short proxy rank architectures the way ≥10× longer training does?
+
+Trains 15 architectures spanning the shipped search spaces (ResNet18-shaped at base width m = 8, 16, 32, 64;
+HybReNet (16; 5,5,3) and (32; 2,5,3); DeepReShape rule points at four budgets; culled stages; a stage of poly;
+a deeper and a shallower net; 32×32 inputs) at the proxy fidelity (``--seeds`` seeds, per trainer variant) and
+at a reference fidelity that sees ≥10× more training images (epochs × subset), on the same train/val split
+with the same seeds. Prints, and writes as JSON with ``--out``:
+
+* per architecture: ReLUs (convention A: scalar ReLU evaluations per image, stem ReLU kept), MACs, reference
+  validation top-1, and the proxy's mean top-1 ± half the seed-to-seed range for every variant;
+* per variant: Kendall τ-b and Spearman ρ between the proxy ranking (mean over seeds; a diverged run counts as
+  accuracy 0) and the reference ranking, Jaccard overlap of the two accuracy-vs-ReLU Pareto sets, the
+  seed-to-seed τ of the proxy itself, the mean seed spread, diverged runs, and seconds of training;
+* the reference level's seconds (and its own seed-to-seed τ with ``--reference-seeds 2``).
+
+Variants (``--variants``, see ``VARIANTS``) change one proxy setting each, so defaults are chosen by τ.
+Jobs run in priority order (references, default proxy, then each variant over all architectures, then extra
+reference seeds); ``--time-limit`` stops starting new work (and ends running jobs) at that many seconds and
+reports what finished. ``--workers N`` trains N jobs at once in spawned processes (on one GPU this hides the
+per-step launch overhead of small networks). ``--quick``: 16×16 inputs, every width ÷4, the first 10
+architectures, proxy 2 epochs × 512 images, reference 10 epochs × 1,024 (CPU smoke run / first τ).
+
+Imports only pisearch.spec / cost / rules / data / train (+ torch, numpy; sklearn for digits; pydantic through
+Fidelity), so it runs on a bare GPU box.
+
+    python benchmarks/proxy_fidelity.py --dataset fashion_mnist --device cuda --workers 8 --out fm.json
+    python benchmarks/proxy_fidelity.py --dataset digits --quick --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pisearch.cost import count
+from pisearch.data import Splits, load_dataset
+from pisearch.rules import Layout, deepreshape, rule_spec
+from pisearch.spec import ArchSpec, resnet, stage_widths
+from pisearch.train import Fidelity, seeded_build, train_proxy
+
+# --- architectures -------------------------------------------------------------------------------------------
+
+RESNET18 = (2, 2, 2, 2)
+DOUBLING = (2, 2, 2)  # ResNet18's width ratios: m-2m-4m-8m
+CULL_BASE = 16        # base width of the culled / poly / deeper / shallower variants
+DRS_BUDGETS = {"drs_15k": 15_000, "drs_30k": 30_000, "drs_60k": 60_000, "drs_250k": 250_000}
+QUICK_ARCHS = 10
+
+
+def _resnet18(m: int, depths: Sequence[int] = RESNET18, acts_at: Iterable[str] = (), kind: str = "identity"):
+    """ResNet18-shaped spec builder (widths m-2m-4m-8m) with ``kind`` at every site of the ``acts_at`` stages."""
+
+    def make(resolution: int, divisor: int) -> ArchSpec:
+        spec = resnet(stage_widths(max(1, m // divisor), DOUBLING), depths, resolution=resolution)
+        stages = set(acts_at)
+        return spec.with_acts({s.name: kind for s in spec.sites() if s.stage in stages})
+
+    return make
+
+
+def _hybrenet(m: int, ratios: tuple[int, ...], layout: Layout = Layout()):
+    return lambda resolution, divisor: rule_spec(max(1, m // divisor), ratios, layout, resolution=resolution)
+
+
+def _rule_point(budget: int):
+    """DeepReShape's rule at ``budget`` ReLUs (32², convention A), its base width ÷ divisor at other sizes."""
+    r = deepreshape(budget)
+    return _hybrenet(r.base_width, r.ratios, r.layout)
+
+
+# Priority order: the first QUICK_ARCHS span every family the quick mode needs.
+ARCHS: dict[str, Callable[[int, int], ArchSpec]] = {
+    "rn18_m16": _resnet18(16),
+    "hybrenet_16_553": _hybrenet(16, (5, 5, 3)),
+    "drs_15k": _rule_point(DRS_BUDGETS["drs_15k"]),
+    "rn18_m64": _resnet18(64),
+    "m16_cull_stem_s1": _resnet18(CULL_BASE, acts_at=("stem", "stage1")),
+    "m16_poly_s2": _resnet18(CULL_BASE, acts_at=("stage2",), kind="poly"),
+    "rn18_m8": _resnet18(8),
+    "hybrenet_32_253": _hybrenet(32, (2, 5, 3)),
+    "drs_60k": _rule_point(DRS_BUDGETS["drs_60k"]),
+    "rn10_m16": _resnet18(CULL_BASE, depths=(1, 1, 1, 1)),
+    "rn18_m32": _resnet18(32),
+    "m16_cull_s4": _resnet18(CULL_BASE, acts_at=("stage4",)),
+    "rn34_m16": _resnet18(CULL_BASE, depths=(3, 4, 6, 3)),
+    "drs_30k": _rule_point(DRS_BUDGETS["drs_30k"]),
+    "drs_250k": _rule_point(DRS_BUDGETS["drs_250k"]),
+}
+
+
+def architectures(names: Sequence[str], resolution: int = 32, divisor: int = 1) -> dict[str, ArchSpec]:
+    """The named specs at ``resolution``² with every base width divided by ``divisor`` (at least 1)."""
+    return {n: ARCHS[n](resolution, divisor) for n in names}
+
+
+# --- trainer variants ----------------------------------------------------------------------------------------
+
+Variant = Callable[[ArchSpec, Fidelity, int], Fidelity | None]
+LR_WIDTH_REF = 128  # lr_width: lr · min(1, √(128 / widest stage width))
+
+
+def updated(f: Fidelity, **update) -> Fidelity:
+    """A validated copy of ``f`` with ``update``'s fields changed."""
+    return Fidelity(**{**f.model_dump(), **update})
+
+
+def _with(**update) -> Variant:
+    return lambda spec, f, n_train: updated(f, **update)
+
+
+def _lr_by_width(spec: ArchSpec, f: Fidelity, n_train: int) -> Fidelity:
+    widest = max(st.width for st in spec.stages)
+    return updated(f, lr=f.lr * min(1.0, math.sqrt(LR_WIDTH_REF / widest)))
+
+
+def _reshape_budget(epoch_factor: float) -> Variant:
+    """Same training images (epochs × subset) spread as ``epoch_factor``× the epochs on a 1/factor subset, with
+    the warm-up scaled alike (same warm-up images); None (not applicable) when the subset would exceed the
+    training set."""
+
+    def make(spec: ArchSpec, f: Fidelity, n_train: int) -> Fidelity | None:
+        subset = f.train_subset or n_train
+        epochs, new_subset = round(f.epochs * epoch_factor), round(subset / epoch_factor)
+        if epochs < 1 or new_subset > n_train or new_subset < f.batch_size:
+            return None
+        return updated(f, epochs=epochs, train_subset=new_subset, warmup_epochs=f.warmup_epochs * epoch_factor)
+
+    return make
+
+
+VARIANTS: dict[str, Variant] = {
+    "default": _with(),
+    "no_zero_init": _with(zero_init_residual=False),
+    "no_clip": _with(grad_clip=None),
+    "no_bn_recal": _with(bn_recalibrate=False),
+    "warmup0": _with(warmup_epochs=0.0),
+    "lr_width": _lr_by_width,
+    "b128_lr0.4": _with(batch_size=128, lr=0.4),
+    "more_epochs": _reshape_budget(2.0),
+    "more_data": _reshape_budget(0.2),
+    "lr0.1": _with(lr=0.1),
+    "augment": _with(augment=True),
+    "bf16": _with(precision="bf16"),
+}
+
+# --- levels --------------------------------------------------------------------------------------------------
+
+PRESETS = {  # per dataset: validation fraction, proxy and reference Fidelity fields (others: defaults)
+    "digits": {"val_fraction": 0.25, "proxy": {}, "reference": {"epochs": 50, "batch_size": 128}},
+    "fashion_mnist": {"val_fraction": 0.1, "proxy": {"train_subset": 6000},
+                      "reference": {"epochs": 6, "batch_size": 128}},
+}
+DEFAULT_PRESET = {"val_fraction": 0.1, "proxy": {}, "reference": {"epochs": 50, "batch_size": 128}}
+QUICK = {"resolution": 16, "divisor": 4, "proxy": {"epochs": 2, "train_subset": 512},
+         "reference": {"epochs": 10, "train_subset": 1024, "batch_size": 128}}
+MIN_RATIO = 10  # the reference must see at least this many times the proxy's training images
+
+
+def training_images(f: Fidelity, n_train: int) -> int:
+    """Images through forward+backward in one run: epochs × (subset rounded down to whole batches)."""
+    n = min(f.train_subset or n_train, n_train)
+    return f.epochs * (n // min(f.batch_size, n)) * min(f.batch_size, n)
+
+
+# --- rank statistics -----------------------------------------------------------------------------------------
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall τ-b (ties in either ranking handled as scipy.stats.kendalltau does); NaN if a ranking is all ties."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    i, j = np.triu_indices(len(x), 1)
+    dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+    denom = math.sqrt(np.count_nonzero(dx) * np.count_nonzero(dy))
+    return float((dx * dy).sum() / denom) if denom else math.nan
+
+
+def average_ranks(x: Sequence[float]) -> np.ndarray:
+    """Ranks 1..n, tied values sharing the mean of their ranks."""
+    x = np.asarray(x, float)
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    start = 0
+    for end in range(1, len(x) + 1):
+        if end == len(x) or x[order[end]] != x[order[start]]:
+            ranks[order[start:end]] = (start + end + 1) / 2
+            start = end
+    return ranks
+
+
+def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman ρ: Pearson correlation of the average ranks; NaN if a ranking is all ties."""
+    rx, ry = average_ranks(x) - (len(x) + 1) / 2, average_ranks(y) - (len(y) + 1) / 2
+    denom = math.sqrt((rx**2).sum() * (ry**2).sum())
+    return float((rx * ry).sum() / denom) if denom else math.nan
+
+
+def pareto_set(relus: Sequence[float], accuracy: Sequence[float]) -> set[int]:
+    """Indices not dominated on (fewer ReLUs, higher accuracy): no other point is at least as good on both and
+    better on one."""
+    pts = list(zip(relus, accuracy))
+    return {i for i, (r, a) in enumerate(pts)
+            if not any(r2 <= r and a2 >= a and (r2 < r or a2 > a) for r2, a2 in pts)}
+
+
+def jaccard(a: set, b: set) -> float:
+    """|a ∩ b| / |a ∪ b| (1 for two empty sets)."""
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+# --- jobs ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Job:
+    """One training run: ``level`` is ``reference`` or a variant name."""
+
+    arch: str
+    level: str
+    seed: int
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(data_kwargs: dict, device: str, threads: int | None) -> None:
+    """Load the dataset once per process (spawned workers, or the main process with --workers 1)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    _WORKER.update(data=load_dataset(**data_kwargs), device=device)
+
+
+def _train(spec: ArchSpec, fidelity: Fidelity) -> dict:
+    """Train one job in this process; errors (e.g. out of memory) become a failed record, not an exception."""
+    data: Splits = _WORKER["data"]
+    try:
+        r = train_proxy(seeded_build(spec, fidelity), data.train, data.val, fidelity, device=_WORKER["device"])
+    except Exception as e:  # noqa: BLE001 — one failed run (e.g. CUDA out of memory) must not end the benchmark
+        return {"accuracy": math.nan, "seconds": 0.0, "status": "error",
+                "reason": f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"}
+    return {"accuracy": r.accuracy, "seconds": r.train_seconds, "status": r.status, "reason": r.reason,
+            "retried": r.retried}
+
+
+def run_jobs(work: list[tuple[Job, ArchSpec, Fidelity]], init_args: tuple, workers: int, deadline: float,
+             on_result: Callable[[Job, dict], None]) -> int:
+    """Run ``work`` in order (``workers`` > 1: that many spawned processes, FIFO), calling ``on_result`` as
+    jobs finish; at ``deadline`` (time.perf_counter) nothing new starts and running workers are ended.
+    Returns how many jobs did not finish."""
+    if workers <= 1:
+        _init_worker(*init_args)
+        done = 0
+        for job, spec, fid in work:
+            if time.perf_counter() > deadline:
+                break
+            on_result(job, _train(spec, fid))
+            done += 1
+        return len(work) - done
+    pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=init_args)
+    pending = [(job, pool.apply_async(_train, (spec, fid))) for job, spec, fid in work]
+    try:
+        while pending and time.perf_counter() < deadline:
+            waiting = []
+            for job, a in pending:
+                if a.ready():
+                    on_result(job, a.get())
+                else:
+                    waiting.append((job, a))
+            pending = waiting
+            time.sleep(0.2)
+    finally:
+        pool.terminate()
+        pool.join()
+    return len(pending)
+
+
+def plan(specs: dict[str, ArchSpec], proxy: Fidelity, reference: Fidelity, variants: Sequence[str], seeds: int,
+         reference_seeds: int, n_train: int) -> list[tuple[Job, ArchSpec, Fidelity]]:
+    """Jobs in priority order: reference seed 0 (most MACs first), the default proxy, each variant, then the
+    extra reference seeds. Variants not applicable to this training set are left out."""
+    by_cost = sorted(specs, key=lambda n: -count(specs[n]).macs)
+    work = [(Job(n, "reference", 0), specs[n], updated(reference, seed=0)) for n in by_cost]
+    for v in variants:
+        for n in specs:
+            for s in range(seeds):
+                f = VARIANTS[v](specs[n], updated(proxy, seed=s), n_train)
+                if f is not None:
+                    work.append((Job(n, v, s), specs[n], f))
+    work += [(Job(n, "reference", s), specs[n], updated(reference, seed=s))
+             for s in range(1, reference_seeds) for n in by_cost]
+    return work
+
+
+# --- summary -------------------------------------------------------------------------------------------------
+
+def summarize(results: dict[Job, dict], specs: dict[str, ArchSpec], variants: Sequence[str], seeds: int,
+              reference_seeds: int) -> dict:
+    """Per-architecture rows and per-variant statistics over the architectures whose runs all finished."""
+    relus = {n: count(s).relus for n, s in specs.items()}
+    acc = lambda job: results[job]["accuracy"] if results[job]["status"] == "ok" else 0.0  # noqa: E731
+
+    def seeds_of(n: str, level: str, k: int) -> list[float] | None:
+        jobs = [Job(n, level, s) for s in range(k)]
+        return [acc(j) for j in jobs] if all(j in results for j in jobs) else None
+
+    ref = {n: results[Job(n, "reference", 0)]["accuracy"] for n in specs if Job(n, "reference", 0) in results}
+    ref = {n: a for n, a in ref.items() if math.isfinite(a)}
+    rows = []
+    for n, spec in specs.items():
+        c = count(spec)
+        row = {"arch": n, "relus": c.relus, "macs": c.macs, "params": c.params,
+               "widths": [st.width for st in spec.stages], "reference": ref.get(n),
+               "reference_seeds": seeds_of(n, "reference", reference_seeds), "proxy": {}}
+        for v in variants:
+            accs = seeds_of(n, v, seeds)
+            if accs is not None:
+                row["proxy"][v] = {"seeds": accs, "mean": float(np.mean(accs)), "spread": float(np.ptp(accs)),
+                                   "failed": [results[Job(n, v, s)]["reason"] for s in range(seeds)
+                                              if results[Job(n, v, s)]["status"] != "ok"]}
+        rows.append(row)
+    by_arch = {r["arch"]: r for r in rows}
+    stats = {}
+    for v in variants:
+        names = [r["arch"] for r in rows if r["reference"] is not None and v in r["proxy"]]
+        if len(names) < 3:
+            continue
+        px = {n: by_arch[n]["proxy"][v] for n in names}
+        p, q = [px[n]["mean"] for n in names], [ref[n] for n in names]
+        rl = [relus[n] for n in names]
+        seed_tau = [kendall_tau([px[n]["seeds"][a] for n in names], [px[n]["seeds"][b] for n in names])
+                    for a in range(seeds) for b in range(a + 1, seeds)]
+        jobs = [Job(n, v, s) for n in names for s in range(seeds)]
+        base = [by_arch[n]["proxy"].get("default", {}).get("mean") for n in names]
+        stats[v] = {"n": len(names), "kendall_tau": kendall_tau(p, q), "spearman_rho": spearman_rho(p, q),
+                    "pareto_jaccard": jaccard(pareto_set(rl, p), pareto_set(rl, q)),
+                    "seed_tau": float(np.mean(seed_tau)) if seed_tau else None,
+                    "mean_spread": float(np.mean([px[n]["spread"] for n in names])),
+                    "failed_runs": sum(len(px[n]["failed"]) for n in names),
+                    "seconds": sum(results[j]["seconds"] for j in jobs),
+                    "default_tau_same_archs": None if None in base else kendall_tau(base, q)}
+    ref_jobs = [j for j in results if j.level == "reference"]
+    full = [r for r in rows if r["reference_seeds"] is not None]
+    reference = {"seconds": sum(results[j]["seconds"] for j in ref_jobs), "runs": len(ref_jobs),
+                 "seed_tau": None, "mean_spread": None}
+    if reference_seeds > 1 and len(full) >= 3:
+        reference["seed_tau"] = kendall_tau([r["reference_seeds"][0] for r in full],
+                                            [r["reference_seeds"][1] for r in full])
+        reference["mean_spread"] = float(np.mean([np.ptp(r["reference_seeds"]) for r in full]))
+    return {"rows": rows, "variants": stats, "reference": reference}
+
+
+def _pct(a: float | None) -> str:
+    return "   -  " if a is None else f"{100 * a:6.2f}"
+
+
+def _fmt(x: float | None, spec: str = "+.3f") -> str:
+    return "  -   " if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def _cell(p: dict | None) -> str:
+    if p is None:
+        return f"{'-':>13s}"
+    return f"{_pct(p['mean'])}±{50 * p['spread']:5.2f}{'!' if p['failed'] else ' '}"
+
+
+def print_tables(summary: dict, variants: Sequence[str], out=sys.stdout) -> None:
+    """The per-architecture table (accuracies in %) and the per-variant statistics."""
+    print(f"{'architecture':18s} {'ReLUs':>8s} {'MMACs':>7s} {'ref %':>6s} " + " ".join(f"{v:>13s}" for v in variants),
+          file=out)
+    for r in sorted(summary["rows"], key=lambda r: r["relus"]):
+        cells = " ".join(_cell(r["proxy"].get(v)) for v in variants)
+        print(f"{r['arch']:18s} {r['relus']:8d} {r['macs'] / 1e6:7.1f} {_pct(r['reference'])} {cells}", file=out)
+    print("(proxy: mean over seeds ± half the seed range, in %; ! = a run diverged or failed, counted as 0)\n",
+          file=out)
+    print(f"{'variant':16s} {'n':>3s} {'tau':>7s} {'rho':>7s} {'pareto J':>8s} {'seed tau':>8s} {'range%':>7s} "
+          f"{'failed':>6s} {'train s':>8s} {'default tau, same archs':>23s}", file=out)
+    for v in variants:
+        s = summary["variants"].get(v)
+        if s is None:
+            print(f"{v:16s}   (not run or fewer than 3 architectures finished)", file=out)
+            continue
+        print(f"{v:16s} {s['n']:3d} {_fmt(s['kendall_tau']):>7s} {_fmt(s['spearman_rho']):>7s} "
+              f"{s['pareto_jaccard']:8.2f} {_fmt(s['seed_tau']):>8s} {100 * s['mean_spread']:7.2f} "
+              f"{s['failed_runs']:6d} {s['seconds']:8.1f} {_fmt(s['default_tau_same_archs']):>23s}", file=out)
+    print("(tau, rho: proxy mean vs reference; pareto J: Jaccard of the accuracy-vs-ReLU Pareto sets; "
+          "seed tau: proxy seed vs seed; range%: mean max-min over seeds)", file=out)
+    ref = summary["reference"]
+    print(f"reference: {ref['runs']} runs, {ref['seconds']:.1f} s of training; seed tau {_fmt(ref['seed_tau'])}, "
+          f"mean seed spread {_pct(ref['mean_spread'])}%", file=out)
+
+
+# --- main ----------------------------------------------------------------------------------------------------
+
+def _fidelity_overrides(items: Sequence[str]) -> dict:
+    """``key=value`` pairs (values parsed as JSON when possible: 5, 0.1, null, true) for Fidelity fields."""
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"expected key=value, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--data-root", default=None, help="dataset folder (default: the loader's own places)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quick", action="store_true", help="16², widths ÷4, 10 architectures, tiny levels")
+    p.add_argument("--variants", nargs="+", default=None, help=f"proxy variants (default: all): {', '.join(VARIANTS)}")
+    p.add_argument("--archs", nargs="+", default=None, help=f"architectures (default: all): {', '.join(ARCHS)}")
+    p.add_argument("--seeds", type=int, default=2, help="proxy seeds per variant")
+    p.add_argument("--reference-seeds", type=int, default=1)
+    p.add_argument("--proxy", nargs="*", default=[], metavar="KEY=VALUE", help="proxy Fidelity fields to override")
+    p.add_argument("--reference", nargs="*", default=[], metavar="KEY=VALUE", help="reference Fidelity overrides")
+    p.add_argument("--resolution", type=int, default=None)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None, help="torch threads per worker")
+    p.add_argument("--eval-batch", type=int, default=None, help="evaluation batch size (default: Fidelity's)")
+    p.add_argument("--time-limit", type=float, default=math.inf, help="seconds; then report what finished")
+    p.add_argument("--out", default=None, help="write the results as JSON here")
+    args = p.parse_args(argv)
+    for name, known in (("variants", VARIANTS), ("archs", ARCHS)):
+        bad = [x for x in getattr(args, name) or () if x not in known]
+        if bad:
+            p.error(f"--{name}: unknown {', '.join(bad)} (known: {', '.join(known)})")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    preset = PRESETS.get(args.dataset, DEFAULT_PRESET)
+    quick = QUICK if args.quick else {"resolution": 32, "divisor": 1, "proxy": {}, "reference": {}}
+    resolution = args.resolution or quick["resolution"]
+    names = args.archs or list(ARCHS)[:QUICK_ARCHS if args.quick else None]
+    variants = args.variants or (["default"] if args.quick else list(VARIANTS))
+    if "default" not in variants:
+        variants = ["default", *variants]
+    eval_batch = {} if args.eval_batch is None else {"eval_batch_size": args.eval_batch}
+    proxy = Fidelity(**{**preset["proxy"], **quick["proxy"], **eval_batch, **_fidelity_overrides(args.proxy)})
+    reference = Fidelity(**{**preset["reference"], **quick["reference"], **eval_batch,
+                            **_fidelity_overrides(args.reference)})
+    data_kwargs = {"name": args.dataset, "root": args.data_root, "resolution": resolution,
+                   "val_fraction": preset["val_fraction"]}
+    data = load_dataset(**data_kwargs)
+    n_train, n_val = len(data.train), len(data.val)
+    del data
+    ratio = training_images(reference, n_train) / training_images(proxy, n_train)
+    specs = architectures(names, resolution, quick["divisor"])
+    work = plan(specs, proxy, reference, variants, args.seeds, args.reference_seeds, n_train)
+    log = sys.stderr
+    print(f"{args.dataset}: {n_train} train / {n_val} val images at {resolution}², {len(specs)} architectures, "
+          f"{len(work)} runs on {args.device} ({args.workers} worker(s)); reference/proxy training images = "
+          f"{ratio:.1f}×{'' if ratio >= MIN_RATIO else f' (below {MIN_RATIO}×!)'}", file=log)
+    results: dict[Job, dict] = {}
+    header = {"dataset": args.dataset, "resolution": resolution, "n_train": n_train, "n_val": n_val,
+              "device": args.device, "workers": args.workers, "torch": torch.__version__, "proxy": proxy.model_dump(),
+              "reference_fidelity": reference.model_dump(), "image_ratio": ratio, "seeds": args.seeds,
+              "reference_seeds": args.reference_seeds, "quick": args.quick, "runs": len(work)}
+
+    def report(unfinished: int) -> dict:
+        out = {**header, "wall_seconds": time.perf_counter() - start, "unfinished": unfinished,
+               **summarize(results, specs, variants, args.seeds, args.reference_seeds)}
+        if args.out:
+            with open(args.out, "w") as fh:
+                json.dump(out, fh, indent=1)
+        return out
+
+    def on_result(job: Job, r: dict) -> None:
+        results[job] = r
+        note = "" if r["status"] == "ok" else f"  {r['status']}: {r['reason']}"
+        print(f"[{time.perf_counter() - start:7.1f} s] {job.arch:18s} {job.level:15s} seed {job.seed}: "
+              f"{_pct(r['accuracy'])}% in {r['seconds']:.1f} s{note}", file=log, flush=True)
+        report(len(work) - len(results))  # partial JSON: survives an outer timeout
+
+    unfinished = run_jobs(work, (data_kwargs, args.device, args.threads), args.workers,
+                          start + args.time_limit, on_result)
+    out = report(unfinished)
+    print(f"\n{args.dataset} at {resolution}², {n_train} train / {n_val} val; proxy: {proxy.epochs} epochs × "
+          f"{proxy.train_subset or n_train} images, batch {proxy.batch_size}, lr {proxy.lr:g}; reference: "
+          f"{reference.epochs} × {reference.train_subset or n_train}, batch {reference.batch_size} ({ratio:.1f}× "
+          f"the proxy's images); {args.seeds} proxy seed(s); {args.device}, {args.workers} worker(s)")
+    print_tables(out, variants)
+    print(f"wall {out['wall_seconds']:.1f} s; {unfinished} of {len(work)} runs unfinished"
+          f"{' (time limit)' if unfinished else ''}", flush=True)
+    return out
+
+if __name__ == "__main__":
+    main()

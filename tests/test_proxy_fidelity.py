@@ -1,0 +1,119 @@
+"""Smoke tests of benchmarks/proxy_fidelity.py: rank statistics, Pareto overlap, architectures, variants, and the
+script end to end on synthetic data (--quick, three tiny architectures)."""
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from pisearch.cost import count
+from pisearch.spec import net
+from pisearch.train import Fidelity
+
+PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "proxy_fidelity.py"
+spec = importlib.util.spec_from_file_location("proxy_fidelity", PATH)
+pf = sys.modules["proxy_fidelity"] = importlib.util.module_from_spec(spec)   # dataclasses look the module up
+spec.loader.exec_module(pf)
+
+
+def test_kendall_tau_by_hand_and_against_scipy():
+    assert pf.kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)    # 5 concordant, 1 discordant
+    assert pf.kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
+    assert math.isnan(pf.kendall_tau([1, 1, 1], [1, 2, 3]))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x, y = rng.integers(0, 5, 9), rng.integers(0, 5, 9)                         # many ties
+        assert pf.kendall_tau(x, y) == pytest.approx(stats.kendalltau(x, y).statistic)
+
+
+def test_spearman_rho_against_scipy_with_ties():
+    assert pf.average_ranks([10, 30, 20, 30]).tolist() == [1, 3.5, 2, 3.5]
+    assert pf.spearman_rho([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(1 - 6 * 2 / (4 * 15))
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        x, y = rng.integers(0, 4, 8), rng.normal(size=8)
+        assert pf.spearman_rho(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
+
+
+def test_pareto_set_and_jaccard_by_hand():
+    relus = [100, 200, 200, 300, 400]
+    acc = [0.50, 0.70, 0.60, 0.65, 0.90]
+    # 200/0.60 is dominated by 200/0.70 (same ReLUs, higher accuracy), 300/0.65 by 200/0.70
+    assert pf.pareto_set(relus, acc) == {0, 1, 4}
+    assert pf.pareto_set([1, 1], [0.5, 0.5]) == {0, 1}                           # duplicates both kept
+    assert pf.jaccard({0, 1, 4}, {0, 4, 3}) == pytest.approx(2 / 4)
+    assert pf.jaccard(set(), set()) == 1.0
+
+
+def test_architectures_span_the_spaces():
+    specs = pf.architectures(list(pf.ARCHS))
+    assert len(specs) >= 10 and all(s.resolution == 32 for s in specs.values())
+    assert len({s.hash for s in specs.values()}) == len(specs)
+    relus = {n: count(s).relus for n, s in specs.items()}
+    assert relus["rn18_m64"] == count(net("resnet18")).relus
+    assert relus["hybrenet_16_553"] == count(net("hybrenet_16_553")).relus
+    assert relus["hybrenet_32_253"] == count(net("hybrenet_32_253")).relus
+    for name, budget in pf.DRS_BUDGETS.items():
+        assert relus[name] <= budget
+    assert relus["m16_cull_stem_s1"] < relus["m16_cull_s4"] < relus["rn18_m16"]
+    assert count(specs["m16_poly_s2"]).polys > 0
+    assert relus["rn10_m16"] < relus["rn18_m16"] < relus["rn34_m16"]
+    quick = pf.architectures(["rn18_m16", "hybrenet_16_553"], resolution=16, divisor=4)
+    assert [st.width for st in quick["rn18_m16"].stages] == [4, 8, 16, 32]
+    assert [st.width for st in quick["hybrenet_16_553"].stages] == [4, 20, 100, 300]
+
+
+def test_variants_change_one_setting():
+    base = Fidelity(epochs=5, train_subset=600, batch_size=64, lr=0.2)
+    wide, narrow = net("hybrenet_16_553"), pf.ARCHS["rn18_m8"](32, 1)
+    assert pf.VARIANTS["lr_width"](wide, base, 1000).lr == pytest.approx(0.2 * math.sqrt(128 / 1200))
+    assert pf.VARIANTS["lr_width"](narrow, base, 1000).lr == 0.2
+    assert pf.VARIANTS["no_clip"](wide, base, 1000).grad_clip is None
+    more_epochs = pf.VARIANTS["more_epochs"](wide, base, 1000)
+    assert (more_epochs.epochs, more_epochs.train_subset, more_epochs.warmup_epochs) == (10, 300, 2.0)
+    assert pf.VARIANTS["more_data"](wide, base, 1000) is None                     # 3,000 > 1,000 images
+    more_data = pf.VARIANTS["more_data"](wide, base, 5000)
+    assert (more_data.epochs, more_data.train_subset, more_data.warmup_epochs) == (1, 3000, pytest.approx(0.2))
+    assert pf.training_images(base, 1000) == 5 * 576                               # 9 whole batches of 64
+
+
+def test_plan_orders_references_first_and_skips_inapplicable_variants():
+    specs = pf.architectures(["rn18_m8", "rn18_m16"], resolution=16, divisor=4)
+    work = pf.plan(specs, Fidelity(epochs=2), Fidelity(epochs=20), ["default", "more_data"], seeds=2,
+                   reference_seeds=2, n_train=500)
+    levels = [(j.arch, j.level, j.seed) for j, _, _ in work]
+    assert levels[:2] == [("rn18_m16", "reference", 0), ("rn18_m8", "reference", 0)]   # most MACs first
+    assert levels[-2:] == [("rn18_m16", "reference", 1), ("rn18_m8", "reference", 1)]
+    assert sum(level == "default" for _, level, _ in levels) == 4
+    assert not any(level == "more_data" for _, level, _ in levels)                      # n_train = all of train
+    assert all(f.seed == j.seed for j, _, f in work)
+
+
+def test_quick_mode_end_to_end_on_synthetic(tmp_path):
+    out = tmp_path / "r.json"
+    result = pf.main(["--dataset", "synthetic", "--quick", "--threads", "1", "--archs", "rn10_m16", "drs_15k",
+                      "m16_poly_s2", "--proxy", "epochs=1", "train_subset=256", "--reference", "epochs=2",
+                      "train_subset=512", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["unfinished"] == 0 and saved["runs"] == 3 * 3
+    assert saved["image_ratio"] == pytest.approx(2 * 512 / 256)
+    assert [r["arch"] for r in saved["rows"]] == ["rn10_m16", "drs_15k", "m16_poly_s2"]
+    row = saved["rows"][0]
+    assert len(row["proxy"]["default"]["seeds"]) == 2 and 0 <= row["reference"] <= 1
+    s = saved["variants"]["default"]
+    assert s["n"] == 3 and -1 <= s["kendall_tau"] <= 1 and 0 <= s["pareto_jaccard"] <= 1
+    refs = [r["reference"] for r in saved["rows"]]
+    means = [r["proxy"]["default"]["mean"] for r in saved["rows"]]
+    assert s["kendall_tau"] == pytest.approx(pf.kendall_tau(means, refs), nan_ok=True)
+    assert result["variants"] == saved["variants"]
+
+
+def test_time_limit_reports_what_finished(tmp_path, capsys):
+    result = pf.main(["--dataset", "synthetic", "--quick", "--archs", "rn10_m16", "--time-limit", "0"])
+    assert result["unfinished"] == result["runs"] == 3 and result["variants"] == {}
+    assert "3 of 3 runs unfinished (time limit)" in capsys.readouterr().out
