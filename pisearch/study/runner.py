@@ -286,5 +286,5 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
         bar.close()
         frame = write(study)
     if config.dashboard:
-        write_dashboard(out_dir, study=config.name, out=out_dir / "dashboard.html")
+        write_dashboard(prep.storage, study=config.name, out=out_dir / "dashboard.html")
     return RunResult(study, out_dir, frame, time.perf_counter() - start)
