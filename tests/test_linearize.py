@@ -11,9 +11,10 @@ from pisearch.cost import count
 from pisearch.data import Splits, load_dataset
 from pisearch.data.embedded import synthetic_images
 from pisearch.errors import UserError
-from pisearch.linearize import METHODS, LinearizeSettings, kd_loss, linearize, select_budget
+from pisearch.linearize import METHODS, LinearizeSettings, SNLSettings, kd_loss, linearize, select_budget
 from pisearch.linearize.autorep import StraightThroughMask, dapa, hysteresis
 from pisearch.linearize.base import maskable_sites
+from pisearch.linearize.snl import LassoSchedule
 from pisearch.models import MaskedAct
 from pisearch.models.verify import count_by_hooks
 from pisearch.report.export import load_export, write_export
@@ -68,6 +69,15 @@ def test_straight_through_mask_forwards_the_mask_and_scales_gradient_by_softplus
     assert out.tolist() == mask.tolist()
     (out * upstream).sum().backward()
     assert torch.allclose(score.grad, F.softplus(score.detach()) * upstream)
+
+
+def test_snl_lambda_grows_after_rounds_without_a_new_low_once_patience_is_over():
+    schedule = LassoSchedule(SNLSettings(lambda0=1.0, growth=2.0, patience=2))
+    values = []
+    for c in [10, 10, 10, 9, 9, 12, 8]:  # rounds 0 1 2 3 4 5 6: no new low at 1 (patient), 2, 4, 5
+        schedule.update(c)
+        values.append(schedule.value)
+    assert values == [1, 1, 2, 2, 4, 8, 8]
 
 
 def test_kd_loss_is_temperature_scaled_kl():
@@ -172,18 +182,13 @@ def test_bad_arguments_are_user_errors(tiny):
 # ---------------------------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------------------------
-def cli(capsys, *args):
-    argv = sys.argv
-    sys.argv = ["pisearch", "linearize", *map(str, args)]
-    try:
+def cli(monkeypatch, capsys, *args):
+    """(exit code, stdout, stderr) of ``pisearch linearize ARGS`` (the typer app always ends with SystemExit)."""
+    monkeypatch.setattr(sys, "argv", ["pisearch", "linearize", *map(str, args)])
+    with pytest.raises(SystemExit) as stop:
         main()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code
-    finally:
-        sys.argv = argv
     out = capsys.readouterr()
-    return code, out.out, out.err
+    return stop.value.code or 0, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -198,9 +203,9 @@ def parent_export(tmp_path_factory):
                         {"accuracy": result.accuracy, "dataset": "synthetic"})
 
 
-def test_cli_round_trip(parent_export, tmp_path, capsys):
-    code, out, err = cli(capsys, parent_export, "--method", "naive", "--budget", "10%", "-o", tmp_path / "lin",
-                         "--epochs", 1, "--search-epochs", 1)
+def test_cli_round_trip(parent_export, tmp_path, monkeypatch, capsys):
+    code, out, err = cli(monkeypatch, capsys, parent_export, "--method", "naive", "--budget", "10%",
+                         "-o", tmp_path / "lin", "--epochs", 1, "--search-epochs", 1)
     assert code == 0, err
     spec, model = load_export(tmp_path / "lin")
     assert count_by_hooks(model, (3, 8, 8)).relus == count(spec).relus == 102
@@ -213,14 +218,15 @@ def test_cli_round_trip(parent_export, tmp_path, capsys):
 
 @pytest.mark.parametrize("budget,message", [("2000", "already has only 1,024"), ("-3", "--budget"),
                                             ("abc", "--budget"), ("100%", "already has only")])
-def test_cli_bad_budget_exits_2_with_one_line(parent_export, tmp_path, capsys, budget, message):
-    code, out, err = cli(capsys, parent_export, "--method", "snl", "--budget", budget, "-o", tmp_path / "x")
+def test_cli_bad_budget_exits_2_with_one_line(parent_export, tmp_path, monkeypatch, capsys, budget, message):
+    code, out, err = cli(monkeypatch, capsys, parent_export, "--method", "snl", "--budget", budget,
+                         "-o", tmp_path / "x")
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and message in err
     assert not (tmp_path / "x").exists()
 
 
-def test_cli_unknown_dataset_exits_2_with_one_line(parent_export, tmp_path, capsys):
-    code, _, err = cli(capsys, parent_export, "--method", "naive", "--budget", "100", "--dataset", "nope",
+def test_cli_unknown_dataset_exits_2_with_one_line(parent_export, tmp_path, monkeypatch, capsys):
+    code, _, err = cli(monkeypatch, capsys, parent_export, "--method", "naive", "--budget", "100", "--dataset", "nope",
                        "-o", tmp_path / "x")
     assert code == 2 and "unknown name 'nope'" in err and len(err.strip().splitlines()) == 1

@@ -56,7 +56,7 @@ def maskable_sites(spec: ArchSpec, granularity: str, off: str) -> list[MaskSite]
     """Every ReLU site of ``spec`` (masked or not), as units of ``granularity``. A site already masked must
     switch its positions off to ``off`` (the method's kind) and, for channel granularity, be masked per channel."""
     if granularity not in GRANULARITIES:
-        raise UserError(f"granularity: expected pixel or channel, got {granularity!r}")
+        raise UserError(f"--granularity: expected pixel or channel, got {granularity!r}")
     out = []
     for site, (_, act) in zip(spec.sites(), spec.acts):
         if act.kind != "relu":
@@ -115,7 +115,8 @@ class UnitIndex:
         return {s.name: p.reshape(s.unit_shape).clone() for s, p in zip(self.sites, parts)}
 
 
-def select_budget(scores: Mapping[str, torch.Tensor], sites: Sequence[MaskSite], budget: int) -> dict[str, torch.Tensor]:
+def select_budget(scores: Mapping[str, torch.Tensor], sites: Sequence[MaskSite],
+                  budget: int) -> dict[str, torch.Tensor]:
     """The hard threshold to the budget: keep the highest-scoring units (among those each site's ``keep``
     allows) whose ReLUs total at most ``budget``. Pixel granularity: exactly ``min(budget, allowed)`` ReLUs;
     channel granularity: greedy by score, skipping channels that do not fit, so the shortfall is below the

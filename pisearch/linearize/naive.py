@@ -7,8 +7,6 @@ search: all the training it gets is the common final finetune.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from pisearch.linearize.base import Job, Selection, register_method, select_budget
@@ -22,4 +20,4 @@ def naive(job: Job) -> Selection:
     # Site i scores n - i plus a random fraction below 1: earlier sites first, random order inside a site.
     scores = {s.name: (n - i) + torch.rand(s.unit_shape, generator=g) for i, s in enumerate(job.sites)}
     keeps = select_budget(scores, job.sites, job.budget)
-    return Selection(keeps, copy.deepcopy(job.model))
+    return Selection(keeps, job.model)

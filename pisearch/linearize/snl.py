@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from pisearch.linearize.base import Job, MaskSite, Selection, install_gates, register_method, select_budget
+from pisearch.linearize.settings import SNLSettings
 
 
 class AlphaGate(nn.Module):
@@ -43,6 +44,21 @@ class AlphaGate(nn.Module):
         return int(((self.effective() > threshold) & (self.allowed > 0)).sum()) * self.granule
 
 
+class LassoSchedule:
+    """SNL's λ: starts at ``lambda0``; after each round from round ``patience`` on (0-based), a round whose count
+    sets no new low multiplies it by ``growth``."""
+
+    def __init__(self, cfg: SNLSettings) -> None:
+        self.cfg, self.value, self.lowest, self.rounds = cfg, cfg.lambda0, math.inf, 0
+
+    def update(self, count: int) -> None:
+        if count < self.lowest:
+            self.lowest = count
+        elif self.rounds >= self.cfg.patience:
+            self.value *= self.cfg.growth
+        self.rounds += 1
+
+
 @register_method("snl", off="identity")
 def snl(job: Job) -> Selection:
     """SNL: trainable α per unit, L1 schedule until #(α > 0.01) ≤ B, top-B hard threshold, frozen masks."""
@@ -55,23 +71,19 @@ def snl(job: Job) -> Selection:
         {"params": [p for p in model.parameters() if id(p) not in alphas], "lr": s.search_lr},
         {"params": [g.alpha for g in gates], "lr": s.search_mask_lr(steps)},
     ])
-    lam = cfg.lambda0
+    lam = LassoSchedule(cfg)
     round_steps = max(1, math.ceil(trainer.steps_per_epoch / cfg.rounds_per_epoch))
     counts: list[int] = []
-    lowest, done = math.inf, 0
+    done = 0
     while done < steps:
         done += trainer.train(model, opt, min(round_steps, steps - done),
-                              penalty=lambda: lam * sum(g.l1() for g in gates))
-        count = sum(g.count(cfg.threshold) for g in gates)
-        counts.append(count)
-        if count < lowest:
-            lowest = count
-        elif len(counts) > cfg.patience:
-            lam *= cfg.growth
-        if count <= job.budget:
+                              penalty=lambda: lam.value * sum(g.l1() for g in gates))
+        counts.append(sum(g.count(cfg.threshold) for g in gates))
+        lam.update(counts[-1])
+        if counts[-1] <= job.budget:
             break
     scores = {site.name: g.effective().detach().reshape(site.unit_shape) for site, g in zip(job.sites, gates)}
     keeps = select_budget(scores, job.sites, job.budget)
-    details = {"search_steps": done, "rounds": len(counts), "soft_counts": counts, "final_lambda": lam,
+    details = {"search_steps": done, "rounds": len(counts), "soft_counts": counts, "final_lambda": lam.value,
                "reached_budget": bool(counts) and counts[-1] <= job.budget}
     return Selection(keeps, model, details=details)
