@@ -9,6 +9,7 @@
 #   env: OUT (./out), WORKERS (8 processes sharing the GPU), FASHION_S (270), DIGITS_S (80), DEVICE (cuda)
 set -uo pipefail
 cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"   # pisearch from this checkout (not pip-installed there)
 OUT="${OUT:-./out}"
 ROOT="${1:-./.gpu/fashion-mnist}"
 mkdir -p "$OUT"
