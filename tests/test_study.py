@@ -181,3 +181,23 @@ def test_duplicate_spec_reuses_the_earlier_result(tmp_path, monkeypatch):
     for _, group in trained.groupby("spec_hash"):
         assert group["accuracy"].nunique() == 1
         assert (group["reused_from"].notna()).sum() == len(group) - 1
+
+
+def test_linearize_stage_records_method_points_on_the_front(tmp_path):
+    from pisearch.cost import count
+    from pisearch.spec import ArchSpec
+
+    stage = {"methods": ["naive", "snl"], "budgets": [0.5], "top": 1,
+             "settings": {"search_epochs": 1, "finetune_epochs": 1}}
+    path = write_study(tmp_path, n_trials=4, keep_weights=True, linearize=stage,
+                       sampler={"name": "random"}, seed=5)
+    trials = run(tmp_path, path).trials
+    lin = trials[trials["source"].isin(["naive", "snl"])]
+    assert sorted(lin["source"]) == ["naive", "snl"]
+    for _, row in lin.iterrows():
+        parent = trials[(trials["number"] == row["parent"]) & (trials["source"] == "search")].iloc[0]
+        assert row["relus"] == row["budget"] == int(0.5 * parent["relus"])  # pixel granularity: exact budget
+        assert count(ArchSpec.from_json(row["spec"])).relus == row["relus"]
+        assert 0 <= row["accuracy"] <= 1
+    again = run(tmp_path, path).trials  # resume: nothing is linearized twice
+    assert len(again) == len(trials)

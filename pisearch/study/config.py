@@ -99,6 +99,24 @@ class PromotionConfig(_Strict):
     epsilon: float = Field(0.02, ge=0, le=1)
 
 
+class LinearizeStage(_Strict):
+    """Apply ReLU-reduction methods to the ``top`` most accurate searched Pareto trials (``pisearch.linearize``).
+    ``budgets``: below 1 a fraction of the trial's ReLU count, else an absolute count (every site, per image)."""
+
+    methods: list[Literal["snl", "autorep", "cd", "naive"]] = Field(min_length=1)
+    budgets: list[float] = Field(min_length=1)
+    top: int = Field(2, ge=1)
+    granularity: Literal["pixel", "channel"] = "pixel"
+    settings: dict[str, Any] = Field(default_factory=dict)  # LinearizeSettings keys (epochs, kd, …)
+
+    @field_validator("budgets")
+    @classmethod
+    def _positive(cls, budgets: list[float]) -> list[float]:
+        if any(b <= 0 for b in budgets):
+            raise ValueError("budgets must be positive (a fraction below 1, or a ReLU count)")
+        return budgets
+
+
 class StudyConfig(_Strict):
     """A whole study. ``space`` is a path relative to the study file (or to the working directory)."""
 
@@ -119,6 +137,7 @@ class StudyConfig(_Strict):
     protocol: ProtocolConfig = ProtocolConfig()
     device: str = "cpu"
     dashboard: bool = True
+    linearize: LinearizeStage | None = None
     keep_weights: bool = False  # store each trained trial's weights as an Optuna artifact (for export)
 
     @field_validator("storage", mode="before")

@@ -21,6 +21,7 @@ from pisearch.spec import net
 from pisearch.study.config import StudyConfig
 from pisearch.study.objective import TrialDiverged, TrialRunner
 from pisearch.study.dashboard_data import write_dashboard
+from pisearch.study.linearize_stage import linearize_front
 from pisearch.study.promotion import promote
 from pisearch.study.records import write_reports
 from pisearch.study.storage import display_url, fail_stale_trials, is_server_url, open_storage
@@ -29,7 +30,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 TAKEN = (*FINISHED, TrialState.RUNNING)  # trials that hold one of the study's n_trials slots
 WAIT_POLL_S = 2.0  # a worker without a free slot looks this often whether the other workers' trials ended
 # Keys of the study file that may change between runs of one study (everything else must match on resume).
-RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights")
+RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights", "linearize")
 
 
 def default_storage(out_dir: Path) -> str:
@@ -282,6 +283,8 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
             for level, fidelity in enumerate(fidelities[1:], start=1):
                 level_runner = TrialRunner(config, prep.space, prep.splits, fidelity, str(out_dir), level=level)
                 promote(level_runner, store, config.name, level, config.promotion.epsilon, config.directions)
+            if config.linearize is not None and worker_id == 0:
+                linearize_front(study, config, write(study), prep.splits, fidelities[0], str(out_dir))
     finally:
         bar.close()
         frame = write(study)
