@@ -61,3 +61,13 @@ def test_bad_level_override_names_the_level(tmp_path):
     path = write_study(tmp_path, fidelities=[{"epochs": 2}, {"epoch": 3}])
     with pytest.raises(UserError, match=r"fidelities: level 2: epoch: unknown key"):
         load_study_config(path)
+
+
+def test_export_and_dashboard_read_every_level_of_a_promoted_run(tmp_path):
+    from pisearch.study.dashboard_data import load_dashboard_data
+    from pisearch.study.select import open_run
+
+    run2(tmp_path)
+    run = open_run(str(tmp_path / "run"))  # the level study "t@L1" is not taken for a second study
+    assert sorted(run.trials["level"].unique()) == [0, 1]
+    assert sorted(load_dashboard_data(str(tmp_path / "run")).trials["level"].unique()) == [0, 1]

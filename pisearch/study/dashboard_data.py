@@ -7,7 +7,6 @@ opens the storage. ``write_dashboard`` is what ``pisearch dashboard`` and the en
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +16,11 @@ import pandas as pd
 
 from pisearch.errors import UserError
 from pisearch.report.dashboard import dashboard_html
-from pisearch.study.records import write_atomic, all_levels
+from pisearch.study.records import all_levels, base_names, level_count, write_atomic
 from pisearch.study.storage import JOURNAL, display_url, open_storage
 
 SQLITE = "sqlite:///"
 
-LEVEL_SUFFIX = re.compile(r"@L\d+$")  # records.level_name: level L ≥ 1 of a study lives in "<name>@L<L>"
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,7 @@ def open_stored_study(storage: str, name: str | None) -> tuple[optuna.Study, pd.
         names = [s.study_name for s in store.get_all_studies()]
     except Exception as err:  # storages raise driver-specific errors for unreadable or corrupted databases
         raise UserError(f"storage {shown}: cannot read ({type(err).__name__}: {str(err).splitlines()[0]})") from None
-    bases = [n for n in names if not LEVEL_SUFFIX.search(n)]
+    bases = base_names(names)
     if name is None:
         if len(bases) != 1:
             raise UserError(f"storage {shown}: holds {len(bases)} studies ({', '.join(bases) or 'none'}); name one "
@@ -77,10 +75,8 @@ def open_stored_study(storage: str, name: str | None) -> tuple[optuna.Study, pd.
         name = bases[0]
     elif name not in bases:
         raise UserError(f"storage {shown}: no study {name!r} (it holds: {', '.join(bases) or 'none'})")
-    levels = 1 + max((int(n.rsplit("@L", 1)[1]) for n in names if n.rsplit("@L", 1)[0] == name
-                      and LEVEL_SUFFIX.search(n)), default=0)
     study = optuna.load_study(study_name=name, storage=store)
-    return study, all_levels(study, store, levels)
+    return study, all_levels(study, store, level_count(names, name))
 
 
 def _literal(text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import optuna
@@ -43,6 +44,20 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             df[col] = pd.NA
     extra = [c for c in df.columns if c not in COLUMNS and c != "spec"]
     return df[COLUMNS + extra + ["spec"]]
+
+
+LEVEL_SUFFIX = re.compile(r"@L(\d+)$")  # level L ≥ 1 of study <name> lives in the study "<name>@L<L>"
+
+
+def base_names(names: list[str]) -> list[str]:
+    """Study names that are not fidelity-level studies."""
+    return [n for n in names if not LEVEL_SUFFIX.search(n)]
+
+
+def level_count(names: list[str], name: str) -> int:
+    """How many fidelity levels study ``name`` has in a storage holding ``names`` (1 = level 0 only)."""
+    levels = [int(m.group(1)) for n in names if (m := LEVEL_SUFFIX.search(n)) and n[:m.start()] == name]
+    return 1 + max(levels, default=0)
 
 
 def level_name(name: str, level: int) -> str:

@@ -28,7 +28,7 @@ from pisearch.models import build
 from pisearch.spec import ArchSpec
 from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights
 from pisearch.study.config import StudyConfig
-from pisearch.study.records import trials_frame
+from pisearch.study.records import all_levels, base_names, level_count
 from pisearch.train import Fidelity, seeded_build, train_proxy
 
 # What opening or reading a broken storage raises: SQLAlchemy errors (corrupted or non-database file, missing
@@ -59,10 +59,10 @@ def open_run(target: str, study_name: str | None = None) -> Run:
     with _reading(label):
         storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
         names = optuna.get_all_study_names(storage)
-    name = _study_name(label, names, study_name)
+    name = _study_name(label, base_names(names), study_name)
     with _reading(label):
         study = optuna.load_study(study_name=name, storage=storage)
-        trials = trials_frame(study)
+        trials = all_levels(study, storage, level_count(names, name))
     stored = study.user_attrs.get("config")
     if stored is None:
         raise UserError(f"{label}: study {name!r} has no stored study file (not made by `pisearch run`)")
