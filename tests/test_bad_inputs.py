@@ -23,16 +23,10 @@ import pisearch.cli
 from pisearch.study import load_study_config
 from pisearch.study.runner import prepare_study
 
+from tests.test_study import TINY_STUDY
+
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "search_spaces" / "tiny.yaml"
-GOOD = {
-    "name": "t",
-    "space": str(TINY),
-    "dataset": {"name": "synthetic", "resolution": 16},
-    "fidelity": {"epochs": 1, "batch_size": 32, "train_subset": 96, "threads": 1},
-    "n_trials": 2,
-    "sampler": {"name": "random"},
-}
+GOOD = {**TINY_STUDY, "n_trials": 2}
 UNREACHABLE = "postgresql+psycopg://me:s3cret@127.0.0.1:1/db"
 
 

@@ -17,17 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "search_spaces" / "tiny.yaml"
 
 
+# A study small enough to run in seconds (synthetic data, tiny space, 1 epoch on 96 images); other tests reuse it.
+TINY_STUDY = {
+    "name": "t",
+    "space": str(TINY),
+    "dataset": {"name": "synthetic", "resolution": 16},
+    "fidelity": {"epochs": 1, "batch_size": 32, "train_subset": 96, "threads": 1},
+    "sampler": {"name": "random"},
+}
+
+
 def write_study(tmp_path, **overrides) -> Path:
-    data = {
-        "name": "t",
-        "space": str(TINY),
-        "dataset": {"name": "synthetic", "resolution": 16},
-        "fidelity": {"epochs": 1, "batch_size": 32, "train_subset": 96, "threads": 1},
-        "n_trials": 3,
-        "sampler": {"name": "random"},
-        "seed": 3,
-    }
-    data.update(overrides)
+    data = {**TINY_STUDY, "n_trials": 3, "seed": 3, **overrides}
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(data))

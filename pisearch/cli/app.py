@@ -6,12 +6,13 @@ Each command lives in its own module of this package and registers itself with `
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
 from pisearch.errors import UserError
-from pisearch.spec import ArchSpec, net
+from pisearch.spec import ArchSpec, apply_convention, net
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -30,12 +31,8 @@ def spec_from_arg(arg: str, resolution: int | None = None, classes: int | None =
             raise UserError(f"{arg}: no such spec file")
         spec = ArchSpec.from_json(path.read_text(), source=str(path))
         if resolution is not None or classes is not None:
-            from dataclasses import replace
-
             spec = replace(spec, resolution=resolution or spec.resolution, num_classes=classes or spec.num_classes)
         if convention is not None:
-            from pisearch.spec import apply_convention
-
             spec = apply_convention(spec, convention)
         return spec
     return net(arg, resolution=resolution or 32, num_classes=classes or 10, convention=convention or "A")

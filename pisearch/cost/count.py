@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from pisearch.spec import ArchSpec, Layer
-
-HEAD_STAGES = ("stem", "head")
+from pisearch.spec import OUTER_STAGES, ArchSpec, Layer
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ class Cost:
     @property
     def relus_b(self) -> int:
         """ReLUs under convention B (SNL's count): stem and head sites excluded."""
-        return sum(s.relus for s in self.sites if s.stage not in HEAD_STAGES)
+        return sum(s.relus for s in self.sites if s.stage not in OUTER_STAGES)
 
     def stage_relus(self) -> dict[str, int]:
         """ReLUs per stage label (``stem``, ``stage1`` …, ``head``), in forward order."""

@@ -24,7 +24,7 @@ from typing import Any
 
 from pisearch.config import read_yaml
 from pisearch.cost import count
-from pisearch.spec import ArchSpec, Site, resnet, stage_widths
+from pisearch.spec import OUTER_STAGES, ArchSpec, Site, resnet, stage_widths
 from pisearch.space.schema import SpaceConfig, free_knob, parse_config, width_knobs
 
 _GROUP_KEY = {
@@ -146,7 +146,7 @@ class SearchSpace:
     def _groups(self, spec: ArchSpec) -> dict[str, list[Site]]:
         """Searched sites of ``spec`` grouped by the act granularity (convention B's stem/head are fixed)."""
         key = _GROUP_KEY[self.config.acts.granularity]
-        fixed = ("stem", "head") if self.config.convention == "B" else ()
+        fixed = OUTER_STAGES if self.config.convention == "B" else ()
         groups: dict[str, list[Site]] = {}
         for site in spec.sites():
             if site.stage not in fixed:

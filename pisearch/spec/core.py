@@ -26,6 +26,7 @@ ACT_KINDS = ("relu", "poly", "identity")
 OFF_KINDS = ("identity", "poly")
 BLOCK_EXPANSION = {"basic": 1, "bottleneck": 4}
 STEM_KINDS = ("cifar", "imagenet")
+OUTER_STAGES = ("stem", "head")  # stage labels of the sites outside the residual stages (SNL's convention B drops them)
 
 
 @dataclass(frozen=True)

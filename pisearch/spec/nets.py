@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from pisearch.errors import SpecError
-from pisearch.spec.core import Act, ArchSpec, Stage, Stem
+from pisearch.spec.core import OUTER_STAGES, Act, ArchSpec, Stage, Stem
 
 CONVENTIONS = ("A", "B")
 NETS: dict[str, Callable[..., ArchSpec]] = {}
@@ -38,7 +38,7 @@ def apply_convention(spec: ArchSpec, convention: str) -> ArchSpec:
         raise SpecError(f"convention: expected one of A, B, got {convention!r}")
     if convention == "A":
         return spec
-    return spec.with_acts({s.name: Act("identity") for s in spec.sites() if s.stage in ("stem", "head")})
+    return spec.with_acts({s.name: Act("identity") for s in spec.sites() if s.stage in OUTER_STAGES})
 
 
 def resnet(
