@@ -15,7 +15,7 @@ from pisearch.linearize import linearize_spec_and_weights
 from pisearch.spec import ArchSpec
 from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights, state_tensors
 from pisearch.study.config import StudyConfig
-from pisearch.study.objective import cost_metrics
+from pisearch.study.objective import cost_metrics, record_spec
 from pisearch.study.records import front_of
 from pisearch.train import Fidelity, seeded_build, train_proxy
 
@@ -55,11 +55,10 @@ def linearize_front(study: optuna.Study, config: StudyConfig, trials: pd.DataFra
                                                                  stage.settings, granularity=stage.granularity)
                 metrics = cost_metrics(new_spec, config)
                 trial = study.ask()
-                attrs = {"source": method, "label": f"{method}@{budget} of #{int(row['number'])}",
-                         "parent": int(row["number"]), "budget": budget, "spec": new_spec.to_json(),
-                         "spec_hash": new_spec.hash, "summary": new_spec.summary(), "feasible": True,
-                         "level": int(row["level"]), "accuracy": report["accuracy"],
-                         "train_seconds": report["search_seconds"] + report["finetune_seconds"], **metrics}
+                record_spec(trial, new_spec, method, metrics)
+                attrs = {"label": f"{method}@{budget} of #{int(row['number'])}", "parent": int(row["number"]),
+                         "budget": budget, "feasible": True, "level": int(row["level"]), "accuracy": report["accuracy"],
+                         "train_seconds": report["search_seconds"] + report["finetune_seconds"]}
                 for k, v in attrs.items():
                     trial.set_user_attr(k, v)
                 study.tell(trial, [report["accuracy"] if o == "accuracy" else metrics[o] for o in config.objectives])

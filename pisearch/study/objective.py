@@ -32,6 +32,16 @@ def cost_metrics(spec: ArchSpec, config: StudyConfig) -> dict[str, float]:
     return metrics
 
 
+def record_spec(trial: optuna.Trial, spec: ArchSpec, source: str, metrics: dict[str, float]) -> None:
+    """The user attrs every trial carries: source, spec JSON, hash, summary and its cost ``metrics``."""
+    trial.set_user_attr("source", source)
+    trial.set_user_attr("spec", spec.to_json())
+    trial.set_user_attr("spec_hash", spec.hash)
+    trial.set_user_attr("summary", spec.summary())
+    for key, value in metrics.items():
+        trial.set_user_attr(key, value)
+
+
 def budget_violation(relus: int, window: tuple[int | None, int | None]) -> int:
     """ReLUs by which ``relus`` lies outside ``window`` (0 when inside)."""
     low, high = window
@@ -77,12 +87,7 @@ class TrialRunner:
         spec = self.spec_for(trial)
         source = trial.user_attrs.get("source", "search")
         metrics = cost_metrics(spec, self.config)
-        trial.set_user_attr("source", source)
-        trial.set_user_attr("spec", spec.to_json())
-        trial.set_user_attr("spec_hash", spec.hash)
-        trial.set_user_attr("summary", spec.summary())
-        for key, value in metrics.items():
-            trial.set_user_attr(key, value)
+        record_spec(trial, spec, source, metrics)
         window = self.space.budget  # the study's budget is merged into the space (SearchSpace.with_budget)
         violation = budget_violation(int(metrics["relus"]), window)
         if window != (None, None):
