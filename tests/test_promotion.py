@@ -1,4 +1,5 @@
-import numpy as np
+import json
+
 import pandas as pd
 import pytest
 
@@ -9,30 +10,33 @@ from tests.test_study import write_study
 
 
 def _band_by_hand(rows: pd.DataFrame, epsilon: float) -> set[int]:
-    ok = rows[(rows["state"] == "COMPLETE") & rows["feasible"].astype(bool) & rows["accuracy"].notna()]
-    search = ok[ok["source"] == "search"]
-    keep = set(ok.loc[ok["source"] != "search", "number"])
-    for _, t in search.iterrows():
-        better = search[(search["accuracy"] > t["accuracy"] + epsilon) & (search["relus"] <= t["relus"])
-                        | (search["accuracy"] >= t["accuracy"] + epsilon) & (search["relus"] < t["relus"])]
+    ok = rows[(rows["state"] == "COMPLETE") & rows["feasible"].astype(bool) & rows["accuracy"].notna()
+              & rows["source"].isin(["search", "rule", "net"])]
+    keep = set()
+    for _, t in ok.iterrows():
+        better = ok[(ok["accuracy"] > t["accuracy"] + epsilon) & (ok["relus"] <= t["relus"])
+                    | (ok["accuracy"] >= t["accuracy"] + epsilon) & (ok["relus"] < t["relus"])]
         if better.empty:
             keep.add(t["number"])
     return {int(n) for n in keep}
 
 
-def test_band_parents_front_plus_epsilon_and_baselines():
+def test_band_parents_is_the_common_front_plus_epsilon():
     rows = pd.DataFrame({
-        "number": [0, 1, 2, 3, 4], "state": ["COMPLETE"] * 5, "feasible": [True] * 5,
-        "source": ["search", "search", "search", "search", "rule"],
-        "accuracy": [0.90, 0.89, 0.80, 0.95, 0.5], "relus": [100, 120, 130, 300, 999],
+        "number": [0, 1, 2, 3, 4, 5, 6, 7], "state": ["COMPLETE"] * 8, "feasible": [True] * 8,
+        "source": ["search", "search", "search", "search", "rule", "rule", "net", "snl"],
+        "accuracy": [0.90, 0.89, 0.80, 0.95, 0.5, 0.94, 0.935, 0.99], "relus": [100, 120, 130, 300, 999, 200, 250, 10],
     })
-    assert band_parents(rows, ["accuracy", "relus"], 0.0) == [0, 3, 4]
-    assert band_parents(rows, ["accuracy", "relus"], 0.02) == [0, 1, 3, 4]
+    # rule 4 is dominated far beyond epsilon: not re-trained; rule 5 is on the front; the net 6 is within 0.02
+    # of it; the linearized trial 7 is on the front but linearized trials are never re-trained
+    assert band_parents(rows, ["accuracy", "relus"], 0.0) == [0, 3, 5]
+    assert band_parents(rows, ["accuracy", "relus"], 0.02) == [0, 1, 3, 5, 6]
     assert set(band_parents(rows, ["accuracy", "relus"], 0.02)) == _band_by_hand(rows, 0.02)
 
 
 def run2(tmp_path, **kw):
-    path = write_study(tmp_path, n_trials=6, fidelities=[{"epochs": 2}], promotion={"epsilon": 0.05},
+    kw = {"promotion": {"epsilon": 0.05}, **kw}
+    path = write_study(tmp_path, n_trials=6, fidelities=[{"epochs": 2}],
                        baselines={"deepreshape": {"budgets": [3000]}}, **kw)
     config, space = load_study_config(path)
     return run_study(config, space, out_dir=tmp_path / "run", progress=False)
@@ -55,6 +59,47 @@ def test_two_level_study_promotes_exactly_the_band(tmp_path):
     pd.testing.assert_frame_equal(
         again[again["level"] == 1][["number", "accuracy", "datetime_start"]].reset_index(drop=True),
         level1[["number", "accuracy", "datetime_start"]].reset_index(drop=True))
+
+
+def test_warm_start_continues_from_the_level_below(tmp_path):
+    """A warm-started promotion trains only the epochs its level adds, from the parent's kept weights: retraining
+    those weights by hand for that one epoch gives the recorded accuracy exactly."""
+    from pisearch.data import load_dataset
+    from pisearch.spec import ArchSpec
+    from pisearch.study.artifacts import fetch_weights
+    from pisearch.train import seeded_build, train_proxy
+
+    trials = run2(tmp_path).trials
+    level0, level1 = trials[trials["level"] == 0].set_index("number"), trials[trials["level"] == 1]
+    assert level0["weights_artifact_id"].notna().all()  # kept although keep_weights is off: levels need them
+    assert len(level1) and (level1["warm_start_epochs"] == 1).all()
+    assert (level1["warm_start_weights"].to_numpy() == level0.loc[level1["number"], "weights_artifact_id"]).all()
+    assert level1["accuracy_per_epoch"].map(lambda a: len(json.loads(a))).eq(1).all()
+    config, _ = load_study_config(tmp_path / "study.yaml")
+    row = level1.iloc[0]
+    spec = ArchSpec.from_json(row["spec"])
+    splits = load_dataset("synthetic", resolution=16, channels=spec.in_channels)
+    fidelity = config.level_fidelities(seed=config.seed)[1]
+    model = seeded_build(spec, fidelity)
+    model.load_state_dict(fetch_weights(row["warm_start_weights"], tmp_path / "run"))
+    result = train_proxy(model, splits.train, splits.val, fidelity.model_copy(update={"epochs": 1}))
+    assert result.accuracy == row["accuracy"]
+
+
+def test_without_warm_start_levels_retrain_from_scratch(tmp_path):
+    trials = run2(tmp_path, promotion={"epsilon": 0.05, "warm_start": False}).trials
+    level0, level1 = trials[trials["level"] == 0], trials[trials["level"] == 1]
+    assert len(level1) and level1["accuracy_per_epoch"].map(lambda a: len(json.loads(a))).eq(2).all()
+    assert "warm_start_weights" not in trials or trials["warm_start_weights"].isna().all()
+    assert "weights_artifact_id" not in level0 or level0["weights_artifact_id"].isna().all()
+
+
+def test_warm_start_needs_growing_epochs(tmp_path):
+    path = write_study(tmp_path, fidelities=[{"epochs": 2}, {"train_subset": 128}])
+    with pytest.raises(UserError, match=r"promotion: warm_start: level 2 \(fidelities\[1\]\) has 2 epochs"):
+        load_study_config(path)
+    load_study_config(write_study(tmp_path, fidelities=[{"epochs": 2}, {"train_subset": 128}],
+                                  promotion={"warm_start": False}))
 
 
 def test_bad_level_override_names_the_level(tmp_path):

@@ -94,9 +94,13 @@ class StorageConfig(_Strict):
 
 
 class PromotionConfig(_Strict):
-    """Multi-fidelity promotion: trials within ``epsilon`` accuracy (0–1) of the front are promoted with it."""
+    """Multi-fidelity promotion: the measured candidates (searched trials, rule points, named nets) on the front
+    or within ``epsilon`` accuracy (0–1) of it are promoted to the next level. ``warm_start``: a promoted
+    candidate starts from its weights at the level below and trains only the epochs that level did not (level
+    epochs must grow); it keeps every trial's weights as ``keep_weights`` does. ``false``: re-train from scratch."""
 
     epsilon: float = Field(0.02, ge=0, le=1)
+    warm_start: bool = True
 
 
 class LinearizeStage(_Strict):
@@ -125,7 +129,7 @@ class StudyConfig(_Strict):
     dataset: DatasetConfig = DatasetConfig()
     fidelity: Fidelity = Fidelity()
     fidelities: list[dict[str, Any]] = Field(default_factory=list)  # higher levels: overrides of the level below
-    promotion: PromotionConfig = PromotionConfig()
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig, validate_default=True)
     objectives: list[str] = Field(default_factory=lambda: ["accuracy", "relus"], min_length=1)
     sampler: SamplerConfig = SamplerConfig()
     n_trials: int = Field(20, ge=1)
@@ -156,6 +160,24 @@ class StudyConfig(_Strict):
                 first = err.errors()[0]
                 raise ValueError(f"level {i + 1}: {key_path(first['loc'])}: {reason(first, Fidelity)}") from None
         return levels
+
+    @field_validator("promotion")
+    @classmethod
+    def _growing_epochs(cls, promotion: PromotionConfig, info: ValidationInfo) -> PromotionConfig:
+        if promotion.warm_start and "fidelities" in info.data:
+            epochs = [info.data.get("fidelity", Fidelity()).epochs]
+            for level, overrides in enumerate(info.data["fidelities"], start=1):
+                epochs.append(overrides.get("epochs", epochs[-1]))
+                if epochs[-1] <= epochs[-2]:
+                    raise ValueError(f"warm_start: level {level} (fidelities[{level - 1}]) has {epochs[-1]} epochs, "
+                                     f"not more than the {epochs[-2]} of the level below, so it would train "
+                                     "nothing; raise its epochs or set promotion.warm_start: false")
+        return promotion
+
+    @property
+    def stores_weights(self) -> bool:
+        """Whether trained trials keep their weights: ``keep_weights``, or warm-started promotion levels."""
+        return self.keep_weights or bool(self.fidelities and self.promotion.warm_start)
 
     def level_fidelities(self, seed: int | None = None) -> list[Fidelity]:
         """The fidelity of every level (0 = ``fidelity``; each ``fidelities`` entry overrides the level below).

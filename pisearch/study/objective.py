@@ -6,16 +6,20 @@ import json
 from dataclasses import dataclass
 
 import optuna
+from optuna.artifacts.exceptions import ArtifactNotFound
+from torch import nn
 
 from pisearch.cost import count, estimate
 from pisearch.data import Splits
 from pisearch.space import SearchSpace
 from pisearch.spec import ArchSpec
-from pisearch.study.artifacts import WEIGHTS_ATTR, store_weights
+from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights, store_weights
 from pisearch.study.config import StudyConfig
 from pisearch.train import Fidelity, seeded_build, train_proxy
 
 CONSTRAINT_KEY = "relu_budget"  # > 0: ReLUs outside the budget window (feasible when ≤ 0)
+WARM_WEIGHTS = "warm_start_weights"  # artifact id of the weights a promoted trial starts from (level below)
+WARM_EPOCHS = "warm_start_epochs"    # epochs those weights were trained for (0: trained from scratch after all)
 
 
 class TrialDiverged(RuntimeError):
@@ -62,6 +66,7 @@ class TrialRunner:
     fidelity: Fidelity
     run_dir: str
     level: int = 0
+    warm_epochs: int | None = None  # epochs of the level below, when promoted trials warm-start from its weights
 
     def spec_for(self, trial: optuna.Trial) -> ArchSpec:
         if "spec" in trial.user_attrs:  # an enqueued baseline or a retried trial carries its spec
@@ -74,14 +79,40 @@ class TrialRunner:
         return json.dumps(self.fidelity.model_dump(mode="json"), sort_keys=True)
 
     def measured_before(self, trial: optuna.Trial, spec: ArchSpec) -> optuna.trial.FrozenTrial | None:
-        """An earlier COMPLETE trial of this study that trained the same spec at the same fidelity (and kept its
-        weights, if this study keeps weights). Training is deterministic, so its result is this trial's."""
+        """An earlier COMPLETE trial of this study that trained the same spec at the same fidelity from the same
+        start (and kept its weights, if this study keeps weights). Training is deterministic, so its result is
+        this trial's."""
+        start = [self.warm_weights(trial), self.warm_epochs]
+        start = start if start[0] is not None else [None, None]
         for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             a = t.user_attrs
             if (a.get("spec_hash") == spec.hash and a.get("fidelity") == self.fidelity_json and "accuracy" in a
-                    and (WEIGHTS_ATTR in a or not self.config.keep_weights)):
+                    and [a.get(k) for k in (WARM_WEIGHTS, WARM_EPOCHS)] == start
+                    and (WEIGHTS_ATTR in a or not self.config.stores_weights)):
                 return t
         return None
+
+    def warm_weights(self, trial: optuna.Trial) -> str | None:
+        """Artifact id of the weights ``trial`` warm-starts from (None: it trains from scratch)."""
+        return trial.user_attrs.get(WARM_WEIGHTS) if self.warm_epochs is not None else None
+
+    def start_model(self, trial: optuna.Trial, spec: ArchSpec) -> tuple[nn.Module, Fidelity]:
+        """The model a trial trains and the fidelity it trains with: the seeded initial weights and the level's
+        fidelity, or, for a promotion carrying ``warm_start_weights``, those weights and the epochs this level
+        adds to the level below. Unreadable weights fall back to training from scratch (reason recorded)."""
+        model = seeded_build(spec, self.fidelity)
+        artifact = self.warm_weights(trial)
+        if artifact is None:
+            return model, self.fidelity
+        try:
+            model.load_state_dict(fetch_weights(artifact, self.run_dir))
+            epochs = self.warm_epochs
+        except (ArtifactNotFound, OSError, RuntimeError) as err:
+            trial.set_user_attr("reason", f"warm start: weights {artifact} unreadable ({type(err).__name__}); "
+                                "trained from scratch")
+            model, epochs = seeded_build(spec, self.fidelity), 0
+        trial.set_user_attr(WARM_EPOCHS, epochs)
+        return model, self.fidelity.model_copy(update={"epochs": self.fidelity.epochs - epochs})
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         spec = self.spec_for(trial)
@@ -111,8 +142,8 @@ class TrialRunner:
             if WEIGHTS_ATTR in done.user_attrs:
                 trial.set_user_attr(WEIGHTS_ATTR, done.user_attrs[WEIGHTS_ATTR])
             return values(done.user_attrs["accuracy"])
-        model = seeded_build(spec, self.fidelity)
-        result = train_proxy(model, self.splits.train, self.splits.val, self.fidelity, device=self.config.device)
+        model, fidelity = self.start_model(trial, spec)
+        result = train_proxy(model, self.splits.train, self.splits.val, fidelity, device=self.config.device)
         trial.set_user_attr("train_seconds", round(result.train_seconds, 3))
         trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
         trial.set_user_attr("retried", result.retried)
@@ -121,6 +152,6 @@ class TrialRunner:
             trial.set_user_attr("reason", result.reason)
             raise TrialDiverged(result.reason)
         trial.set_user_attr("accuracy", result.accuracy)
-        if self.config.keep_weights:
+        if self.config.stores_weights:
             store_weights(trial, model, self.run_dir)
         return values(result.accuracy)

@@ -22,12 +22,13 @@ from pisearch.study.config import StudyConfig
 from pisearch.study.objective import TrialDiverged, TrialRunner
 from pisearch.study.dashboard_data import write_dashboard
 from pisearch.study.linearize_stage import linearize_front
-from pisearch.study.promotion import promote
+from pisearch.study.promotion import enqueue_band, train_waiting
 from pisearch.study.records import write_reports
 from pisearch.study.storage import display_url, fail_stale_trials, is_server_url, open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 TAKEN = (*FINISHED, TrialState.RUNNING)  # trials that hold one of the study's n_trials slots
+WAITING = (TrialState.WAITING,)  # enqueued, not started (promotions waiting for a worker)
 WAIT_POLL_S = 2.0  # a worker without a free slot looks this often whether the other workers' trials ended
 # Keys of the study file that may change between runs of one study (everything else must match on resume).
 RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights", "linearize")
@@ -152,8 +153,8 @@ class RunResult:
 class _Progress:
     """tqdm bar: trials done of the total, best accuracy so far (with its ReLUs), ETA."""
 
-    def __init__(self, total: int, done: int, enabled: bool) -> None:
-        self.bar = tqdm(total=total, initial=done, unit="trial", disable=not enabled, dynamic_ncols=True)
+    def __init__(self, total: int, done: int, enabled: bool, desc: str | None = None) -> None:
+        self.bar = tqdm(total=total, initial=done, unit="trial", disable=not enabled, dynamic_ncols=True, desc=desc)
         self.best: tuple[float, int] | None = None
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -281,8 +282,16 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
                 break
         if count_trials(study, FINISHED) >= total:  # the round is complete: promote it level by level
             for level, fidelity in enumerate(fidelities[1:], start=1):
-                level_runner = TrialRunner(config, prep.space, prep.splits, fidelity, str(out_dir), level=level)
-                promote(level_runner, store, config.name, level, config.promotion.epsilon, config.directions)
+                warm = fidelities[level - 1].epochs if config.promotion.warm_start else None
+                level_runner = TrialRunner(config, prep.space, prep.splits, fidelity, str(out_dir), level=level,
+                                           warm_epochs=warm)
+                level_study = enqueue_band(level_runner, store, config.name, level, config.promotion.epsilon,
+                                           config.directions)
+                level_bar = _Progress(count_trials(level_study, WAITING), 0, progress, f"level {level}")
+                try:
+                    train_waiting(level_runner, level_study, [lambda *_: write(study), level_bar])
+                finally:
+                    level_bar.close()
             if config.linearize is not None and worker_id == 0:
                 linearize_front(study, config, write(study), prep.splits, fidelities[0], str(out_dir))
     finally:
