@@ -13,7 +13,9 @@ with the same seeds. Prints, and writes as JSON with ``--out``:
   seed-to-seed τ of the proxy itself, the mean seed spread, diverged runs, and seconds of training;
 * the reference level's seconds (and its own seed-to-seed τ with ``--reference-seeds 2``).
 
-Variants (``--variants``, see ``VARIANTS``) change one proxy setting each, so defaults are chosen by τ.
+Variants (``--variants``, see ``VARIANTS``) change one proxy setting each, so defaults are chosen by τ;
+``level1_fresh`` / ``level1_warm`` are a promoted level of 2× the epochs, re-trained from scratch or continued from
+the proxy's weights (``promotion.warm_start``), to see which ranks closer to the reference.
 Jobs run in priority order (references, default proxy, then each variant over all architectures, then extra
 reference seeds); ``--time-limit`` stops starting new work (and ends running jobs) at that many seconds and
 reports what finished. ``--workers N`` trains N jobs at once in spawned processes (on one GPU this hides the
@@ -104,7 +106,8 @@ def architectures(names: Sequence[str], resolution: int = 32, divisor: int = 1) 
 
 # --- trainer variants ----------------------------------------------------------------------------------------
 
-Variant = Callable[[ArchSpec, Fidelity, int], Fidelity | None]
+Phases = Fidelity | tuple[Fidelity, ...]  # one run, or phases continuing from the previous phase's weights
+Variant = Callable[[ArchSpec, Fidelity, int], Phases | None]
 LR_WIDTH_REF = 128  # lr_width: lr · min(1, √(128 / widest stage width))
 
 
@@ -137,6 +140,10 @@ def _reshape_budget(epoch_factor: float) -> Variant:
     return make
 
 
+def _epochs_times(k: int) -> Variant:
+    return lambda spec, f, n_train: updated(f, epochs=k * f.epochs)
+
+
 VARIANTS: dict[str, Variant] = {
     "default": _with(),
     "no_zero_init": _with(zero_init_residual=False),
@@ -150,6 +157,10 @@ VARIANTS: dict[str, Variant] = {
     "lr0.1": _with(lr=0.1),
     "augment": _with(augment=True),
     "bf16": _with(precision="bf16"),
+    # a promoted level of 2× the epochs (pisearch's promotion): re-trained from scratch, or warm-started from the
+    # proxy's weights for the proxy's epochs again (what promotion.warm_start trains)
+    "level1_fresh": _epochs_times(2),
+    "level1_warm": lambda spec, f, n_train: (f, f),
 }
 
 # --- levels --------------------------------------------------------------------------------------------------
@@ -236,19 +247,26 @@ def _init_worker(data_kwargs: dict, device: str, threads: int | None) -> None:
     _WORKER.update(data=load_dataset(**data_kwargs), device=device)
 
 
-def _train(spec: ArchSpec, fidelity: Fidelity) -> dict:
-    """Train one job in this process; errors (e.g. out of memory) become a failed record, not an exception."""
+def _train(spec: ArchSpec, phases: Phases) -> dict:
+    """Train one job in this process (each phase continues from the previous one's weights); errors (e.g. out
+    of memory) become a failed record, not an exception."""
     data: Splits = _WORKER["data"]
+    phases = phases if isinstance(phases, tuple) else (phases,)
+    model, seconds = seeded_build(spec, phases[0]), 0.0
     try:
-        r = train_proxy(seeded_build(spec, fidelity), data.train, data.val, fidelity, device=_WORKER["device"])
+        for fidelity in phases:
+            r = train_proxy(model, data.train, data.val, fidelity, device=_WORKER["device"])
+            seconds += r.train_seconds
+            if r.status != "ok":
+                break
     except Exception as e:  # noqa: BLE001 — one failed run (e.g. CUDA out of memory) must not end the benchmark
         return {"accuracy": math.nan, "seconds": 0.0, "status": "error",
                 "reason": f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"}
-    return {"accuracy": r.accuracy, "seconds": r.train_seconds, "status": r.status, "reason": r.reason,
+    return {"accuracy": r.accuracy, "seconds": seconds, "status": r.status, "reason": r.reason,
             "retried": r.retried}
 
 
-def run_jobs(work: list[tuple[Job, ArchSpec, Fidelity]], init_args: tuple, workers: int, deadline: float,
+def run_jobs(work: list[tuple[Job, ArchSpec, Phases]], init_args: tuple, workers: int, deadline: float,
              on_result: Callable[[Job, dict], None]) -> int:
     """Run ``work`` in order (``workers`` > 1: that many spawned processes, FIFO), calling ``on_result`` as
     jobs finish; at ``deadline`` (time.perf_counter) nothing new starts and running workers are ended.
@@ -281,7 +299,7 @@ def run_jobs(work: list[tuple[Job, ArchSpec, Fidelity]], init_args: tuple, worke
 
 
 def plan(specs: dict[str, ArchSpec], proxy: Fidelity, reference: Fidelity, variants: Sequence[str], seeds: int,
-         reference_seeds: int, n_train: int) -> list[tuple[Job, ArchSpec, Fidelity]]:
+         reference_seeds: int, n_train: int) -> list[tuple[Job, ArchSpec, Phases]]:
     """Jobs in priority order: reference seed 0 (most MACs first), the default proxy, each variant, then the
     extra reference seeds. Variants not applicable to this training set are left out."""
     by_cost = sorted(specs, key=lambda n: -count(specs[n]).macs)

@@ -117,3 +117,23 @@ def test_time_limit_reports_what_finished(tmp_path, capsys):
     result = pf.main(["--dataset", "synthetic", "--quick", "--archs", "rn10_m16", "--time-limit", "0"])
     assert result["unfinished"] == result["runs"] == 3 and result["variants"] == {}
     assert "3 of 3 runs unfinished (time limit)" in capsys.readouterr().out
+
+
+def test_level1_variants_retrain_or_continue_the_proxy():
+    from pisearch.data import load_dataset
+    from pisearch.train import seeded_build, train_proxy
+
+    base = Fidelity(epochs=1, train_subset=64, batch_size=32, threads=1)
+    arch = pf.ARCHS["rn10_m16"](16, 4)
+    assert pf.VARIANTS["level1_fresh"](arch, base, 1000).epochs == 2
+    assert pf.VARIANTS["level1_warm"](arch, base, 1000) == (base, base)
+    data = {"name": "synthetic", "resolution": 16, "channels": 3}
+    pf._init_worker(data, "cpu", 1)
+    warm = pf._train(arch, (base, base))
+    model = seeded_build(arch, base)       # the same two phases by hand: the second starts where the first ended
+    splits = load_dataset(**data)
+    first = train_proxy(model, splits.train, splits.val, base)
+    second = train_proxy(model, splits.train, splits.val, base)
+    assert first.accuracy != second.accuracy   # (deterministic) so the next lines tell one phase from two
+    assert warm["accuracy"] == second.accuracy
+    assert pf._train(arch, base)["accuracy"] == first.accuracy
