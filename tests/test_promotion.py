@@ -112,7 +112,12 @@ def test_export_and_dashboard_read_every_level_of_a_promoted_run(tmp_path):
     from pisearch.study.dashboard_data import load_dashboard_data
     from pisearch.study.select import open_run
 
+    from pisearch.study.select import trial_model
+
     run2(tmp_path)
     run = open_run(str(tmp_path / "run"))  # the level study "t@L1" is not taken for a second study
     assert sorted(run.trials["level"].unique()) == [0, 1]
+    promoted = run.trials[run.trials["level"] == 1].iloc[0]
+    _, _, metrics = trial_model(run, promoted)  # its kept weights, which say they were warm-started
+    assert metrics["level"] == 1 and "first 1 epochs were trained at the level below" in metrics["weights"]
     assert sorted(load_dashboard_data(str(tmp_path / "run")).trials["level"].unique()) == [0, 1]

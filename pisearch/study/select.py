@@ -28,6 +28,7 @@ from pisearch.models import build
 from pisearch.spec import ArchSpec
 from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights
 from pisearch.study.config import StudyConfig
+from pisearch.study.objective import WARM_EPOCHS
 from pisearch.study.records import all_levels, base_names, level_count
 from pisearch.train import Fidelity, seeded_build, train_proxy
 
@@ -181,6 +182,9 @@ def trial_model(run: Run, row: pd.Series, *, retrain_epochs: int | None = None,
         model = build(spec)
         model.load_state_dict(_kept_weights(run, artifact, number))
         accuracy, weights = float(row["accuracy"]), "kept weights of the trial"
+        inherited = row.get(WARM_EPOCHS)
+        if pd.notna(inherited) and inherited:
+            weights += f"; warm start: its first {int(inherited)} epochs were trained at the level below"
         level = None if pd.isna(row["level"]) else int(row["level"])
     else:
         if retrain_epochs is not None:
