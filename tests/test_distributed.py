@@ -23,6 +23,8 @@ from optuna.trial import TrialState
 import pisearch.study.runner as runner_mod
 from pisearch.errors import UserError
 from pisearch.study import load_study_config, trials_frame
+from pisearch.study.promotion import band_parents
+from pisearch.study.records import level_frame
 from pisearch.study.runner import load_stored_study, prepare_study, run_study
 from pisearch.study.storage import open_storage
 
@@ -178,6 +180,30 @@ def test_two_workers_share_one_postgres_study(tmp_path, pg_study):
     assert {t.user_attrs["worker"] for t in complete} == {1, 2}  # both worked, with their own sampler seeds
     for k in (1, 2):
         assert_csv_matches_storage(tmp_path / f"w{k}" / "trials.csv", study)
+
+
+@needs_pg
+def test_two_workers_promote_each_parent_once(tmp_path, pg_study):
+    """Both workers finish the round and promote it at once: every band parent is trained at level 1 exactly
+    once, by whichever worker popped it; a parent both enqueued trains only in its lower-numbered trial."""
+    path = write_study(tmp_path, pg_study, fidelities=[{"epochs": 2}], promotion={"epsilon": 0.05})
+    create(path, PG, tmp_path / "creator")
+    commands = [CLI + worker_args(PG, pg_study, "--worker-id", str(k), "--out", str(tmp_path / f"w{k}"))
+                for k in (1, 2)]
+    workers = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for command in commands]
+    try:
+        for w in workers:
+            assert w.wait(timeout=180) == 0, w.stderr.read()
+        level = optuna.load_study(study_name=f"{pg_study}@L1", storage=PG)
+        trained = [t.user_attrs["parent"] for t in level.trials if t.state == TrialState.COMPLETE]
+        assert len(trained) == len(set(trained)) > 0
+        assert sorted(trained) == band_parents(level_frame(PG, pg_study, 0), ["accuracy", "relus"], 0.05)
+        assert all(t.state == TrialState.PRUNED for t in level.trials if t.state != TrialState.COMPLETE)
+    finally:
+        try:
+            optuna.delete_study(study_name=f"{pg_study}@L1", storage=PG)
+        except KeyError:
+            pass
 
 
 @needs_pg

@@ -1,10 +1,13 @@
 import json
 
+import optuna
 import pandas as pd
 import pytest
 
 from pisearch.errors import UserError
+from pisearch.spec import resnet
 from pisearch.study import load_study_config, run_study
+from pisearch.study.objective import TrialRunner
 from pisearch.study.promotion import band_parents
 from tests.test_study import write_study
 
@@ -100,6 +103,49 @@ def test_warm_start_needs_growing_epochs(tmp_path):
         load_study_config(path)
     load_study_config(write_study(tmp_path, fidelities=[{"epochs": 2}, {"train_subset": 128}],
                                   promotion={"warm_start": False}))
+
+
+@pytest.mark.parametrize("crash, left", [(KeyboardInterrupt, "FAIL"), (SystemExit, "RUNNING")])
+def test_promotion_cut_short_is_trained_on_resume(tmp_path, monkeypatch, crash, left):
+    """Ctrl-C in a promotion (Optuna fails the trial) or a process killed in it (the trial stays RUNNING): the
+    resumed run trains that parent at the level again, and every band parent ends with one complete trial."""
+    real = TrialRunner.__call__
+
+    def crash_first_promotion(self, trial):
+        if self.level == 1:
+            raise crash()
+        return real(self, trial)
+
+    monkeypatch.setattr(TrialRunner, "__call__", crash_first_promotion)
+    with pytest.raises(crash):
+        run2(tmp_path)
+    storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    assert [t.state.name for t in optuna.load_study(study_name="t@L1", storage=storage).trials][0] == left
+    monkeypatch.undo()
+    trials = run2(tmp_path).trials
+    level0, level1 = trials[trials["level"] == 0], trials[trials["level"] == 1]
+    done = level1[level1["state"] == "COMPLETE"]
+    assert sorted(done["number"]) == sorted(_band_by_hand(level0, 0.05))
+    assert (level1["state"] == "FAIL").sum() == 1 and len(level1) == len(done) + 1
+
+
+def test_a_parent_enqueued_twice_at_once_trains_once(tmp_path):
+    """Two workers that enqueue one parent at the same moment: only the lower-numbered trial trains."""
+    from pisearch.study.promotion import PARENT, train_waiting
+    from pisearch.study.runner import prepare_study
+
+    config, space = load_study_config(write_study(tmp_path, n_trials=1))
+    prep = prepare_study(config, space, out_dir=tmp_path / "run")
+    study = optuna.create_study(study_name="t@L1", storage=prep.storage, directions=config.directions)
+    tiny = resnet((4, 8), (1, 1), resolution=16, num_classes=prep.splits.train.num_classes)
+    for _ in range(2):
+        study.enqueue_trial({PARENT: 0}, user_attrs={PARENT: 0, "spec": tiny.to_json(), "source": "search"})
+    runner = TrialRunner(config, prep.space, prep.splits, config.level_fidelities()[0], str(tmp_path / "run"),
+                         level=1)
+    assert train_waiting(runner, study) == 1
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE", "PRUNED"]
+    assert "duplicate promotion of trial 0: level trial 0 has it" in study.trials[1].user_attrs["reason"]
 
 
 def test_bad_level_override_names_the_level(tmp_path):

@@ -6,14 +6,18 @@ enqueued at level L as trials with the fixed param ``parent`` = the level-0 tria
 measured searched trials, rule points and named nets together (the front of ``pareto.csv``): a baseline is
 re-measured when it contends, and compare.csv compares each rule point at the highest level it shares with the
 searched trials. With ``promotion.warm_start`` a promoted trial carries the artifact id of its weights at level
-L−1 and trains only the epochs level L adds (``TrialRunner.start_model``). ``enqueue_trial(skip_if_exists=True)`` never
-enqueues a parent twice and popping a waiting trial is atomic in Optuna's storages, so several workers can
-promote at once without training a parent twice; a resumed run finds its level studies and goes on.
-Optuna's multi-objective studies cannot prune, which is why promotion re-trains in separate studies.
+L−1 and trains only the epochs level L adds (``TrialRunner.start_model``).
+
+Safe to resume and to run from several workers: a parent is enqueued only while no level trial holds it
+(waiting, running, done or diverged; an interrupted or crashed one does not, so nothing promoted is lost), popping
+a waiting trial is atomic in Optuna's storages, and of two trials that workers enqueued for one parent at the
+same moment only the lower-numbered trains. Optuna's multi-objective studies cannot prune, which is why
+promotion re-trains in separate studies.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -25,8 +29,9 @@ from pisearch.report import pareto_mask
 from pisearch.report.compare import measured
 from pisearch.study.artifacts import WEIGHTS_ATTR
 from pisearch.study.config import OBJECTIVES
-from pisearch.study.objective import WARM_WEIGHTS, TrialDiverged, TrialRunner
+from pisearch.study.objective import DIVERGED, WARM_WEIGHTS, TrialDiverged, TrialRunner
 from pisearch.study.records import level_frame, level_name
+from pisearch.study.storage import fail_stale_trials
 
 PARENT = "parent"
 Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
@@ -47,41 +52,67 @@ def band_parents(level_rows: pd.DataFrame, objectives: list[str], epsilon: float
     return sorted(int(n) for n in ok.loc[mask, "number"])
 
 
+def holds_promotion(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a level trial stands for its parent's promotion: waiting, running, complete, or diverged (a final
+    result). An interrupted, crashed or stale trial does not: its parent is promoted again."""
+    return trial.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE) or (
+        trial.state == TrialState.FAIL and bool(trial.user_attrs.get(DIVERGED)))
+
+
 def enqueue_band(runner: TrialRunner, storage: str, name: str, level: int, epsilon: float,
                  directions: list[str]) -> optuna.Study:
-    """Open (or create) the study of ``level`` and enqueue the band of level ``level − 1`` in it, each parent
-    once; with ``runner.warm_epochs`` set, each carries its weights at the level below."""
+    """Open (or create) the study of ``level`` and enqueue each parent of the band of level ``level − 1`` that
+    no level trial holds yet (:func:`holds_promotion`); with ``runner.warm_epochs`` set, each carries its
+    weights at the level below."""
     below = level_frame(storage, name, level - 1)
     study = optuna.create_study(study_name=level_name(name, level), storage=storage, directions=directions,
                                 sampler=optuna.samplers.RandomSampler(), load_if_exists=True)
-    if len(below):
-        for parent in band_parents(below, runner.config.objectives, epsilon):
-            row = below[below["number"] == parent].iloc[-1]
-            attrs = {k: _plain(row[k]) for k in ("source", "label", "budget", "spec") if pd.notna(row.get(k))}
-            if runner.warm_epochs is not None and isinstance(row.get(WEIGHTS_ATTR), str):
-                attrs[WARM_WEIGHTS] = row[WEIGHTS_ATTR]
-            study.enqueue_trial({PARENT: parent}, user_attrs={**attrs, PARENT: parent}, skip_if_exists=True)
+    held = {t.user_attrs.get(PARENT) for t in study.get_trials(deepcopy=False) if holds_promotion(t)}
+    for parent in band_parents(below, runner.config.objectives, epsilon) if len(below) else []:
+        if parent in held:
+            continue
+        row = below[below["number"] == parent].iloc[-1]
+        attrs = {k: _plain(row[k]) for k in ("source", "label", "budget", "spec") if pd.notna(row.get(k))}
+        if runner.warm_epochs is not None and isinstance(row.get(WEIGHTS_ATTR), str):
+            attrs[WARM_WEIGHTS] = row[WEIGHTS_ATTR]
+        study.enqueue_trial({PARENT: parent}, user_attrs={**attrs, PARENT: parent})
     return study
 
 
-def train_waiting(runner: TrialRunner, study: optuna.Study, callbacks: Sequence[Callback] = ()) -> int:
-    """Train every waiting promotion of a level ``study`` with ``runner`` (whose fidelity and ``level`` are that
-    level's), calling each ``callback(study, trial)`` after each. Returns the number of trials this process ran."""
+def train_waiting(runner: TrialRunner, study: optuna.Study, callbacks: Sequence[Callback] = (),
+                  wait_s: float | None = None) -> int:
+    """Train the waiting promotions of a level ``study`` with ``runner`` (whose fidelity and ``level`` are that
+    level's) through ``study.optimize`` (so server storages send heartbeats, and a dead worker's promotion is
+    failed and re-queued); each ``callback(study, trial)`` runs after each trial. Workers that enqueued the same
+    parent at once resolve it here: only the lowest-numbered trial holding a parent trains, later ones end
+    PRUNED. ``wait_s`` (server storages): also wait, polling every ``wait_s`` seconds, until promotions other
+    workers run have ended, so the level is complete on return. Returns the number of trials this process ran."""
     ran = 0
-    while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        trial = study.ask()
-        if PARENT not in trial.user_attrs:  # another worker took the last waiting promotion first
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        nonlocal ran
+        parent = trial.user_attrs.get(PARENT)
+        if parent is None:  # another worker took the last waiting promotion first
             trial.set_user_attr("reason", "no promotion was waiting")
-            study.tell(trial, state=TrialState.PRUNED)
-            break
-        try:
-            study.tell(trial, runner(trial))
-        except TrialDiverged:
-            study.tell(trial, state=TrialState.FAIL)
+            study.stop()
+            raise optuna.TrialPruned()
+        first = min(t.number for t in study.get_trials(deepcopy=False)
+                    if t.user_attrs.get(PARENT) == parent and (holds_promotion(t) or t.number == trial.number))
+        if first != trial.number:
+            trial.set_user_attr("reason", f"duplicate promotion of trial {parent}: level trial {first} has it")
+            raise optuna.TrialPruned()
         ran += 1
-        for callback in callbacks:
-            callback(study, study.get_trials(deepcopy=False)[trial.number])
-    return ran
+        return runner(trial)
+
+    while True:
+        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        if waiting:
+            study.optimize(objective, n_trials=waiting, catch=(TrialDiverged,), callbacks=list(callbacks))
+        elif wait_s is not None and study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            time.sleep(wait_s)
+            fail_stale_trials(study)
+        else:
+            return ran
 
 
 def _plain(value):

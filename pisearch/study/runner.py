@@ -19,16 +19,17 @@ from pisearch.rules import deepreshape_rule
 from pisearch.space import SearchSpace
 from pisearch.spec import net
 from pisearch.study.config import StudyConfig
-from pisearch.study.objective import TrialDiverged, TrialRunner
 from pisearch.study.dashboard_data import write_dashboard
 from pisearch.study.linearize_stage import linearize_front
-from pisearch.study.promotion import enqueue_band, train_waiting
+from pisearch.study.objective import WARM_WEIGHTS, TrialDiverged, TrialRunner
+from pisearch.study.promotion import PARENT, enqueue_band, train_waiting
 from pisearch.study.records import write_reports
 from pisearch.study.storage import display_url, fail_stale_trials, is_server_url, open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 TAKEN = (*FINISHED, TrialState.RUNNING)  # trials that hold one of the study's n_trials slots
 WAITING = (TrialState.WAITING,)  # enqueued, not started (promotions waiting for a worker)
+REQUEUED_ATTRS = ("source", "spec", "label", "budget", PARENT, WARM_WEIGHTS)  # what a re-queued trial keeps
 WAIT_POLL_S = 2.0  # a worker without a free slot looks this often whether the other workers' trials ended
 # Keys of the study file that may change between runs of one study (everything else must match on resume).
 RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights", "linearize")
@@ -99,8 +100,8 @@ def requeue_stale(study: optuna.Study) -> int:
     for t in stale:
         study._storage.set_trial_user_attr(t._trial_id, "reason", "interrupted: process ended mid-trial; re-queued")
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        attrs = {k: t.user_attrs[k] for k in ("source", "spec", "label", "budget") if k in t.user_attrs}
-        study.enqueue_trial(t.params, user_attrs=attrs)
+        attrs = {k: t.user_attrs[k] for k in REQUEUED_ATTRS if k in t.user_attrs}
+        study.enqueue_trial(t.system_attrs.get("fixed_params", t.params), user_attrs=attrs)
     return len(stale)
 
 
@@ -287,9 +288,13 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
                                            warm_epochs=warm)
                 level_study = enqueue_band(level_runner, store, config.name, level, config.promotion.epsilon,
                                            config.directions)
+                server = is_server_url(prep.storage)
+                if not server:  # a promotion left RUNNING by a dead single-process run is trained again
+                    requeue_stale(level_study)
                 level_bar = _Progress(count_trials(level_study, WAITING), 0, progress, f"level {level}")
                 try:
-                    train_waiting(level_runner, level_study, [lambda *_: write(study), level_bar])
+                    train_waiting(level_runner, level_study, [lambda *_: write(study), level_bar],
+                                  wait_s=min(WAIT_POLL_S, config.storage.heartbeat_interval_s) if server else None)
                 finally:
                     level_bar.close()
             if config.linearize is not None and worker_id == 0:
