@@ -16,6 +16,7 @@ import pandas as pd
 from proxy_fidelity import kendall_tau  # benchmarks/ is on sys.path when run as a script
 
 from pisearch.study import load_study_config, run_study
+from pisearch.study.config import StudyConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = {"warm": True, "fresh": False}
@@ -33,7 +34,8 @@ def run_mode(warm: bool, args: argparse.Namespace) -> pd.DataFrame:
     promotion = config.promotion.model_copy(update={"warm_start": warm, **({} if args.epsilon is None else
                                                                             {"epsilon": args.epsilon})})
     epochs = config.fidelity.epochs * args.epochs_factor
-    config = config.model_copy(update={"fidelities": [{"epochs": epochs}], "dashboard": False, "promotion": promotion})
+    config = StudyConfig.model_validate({**config.model_dump(), "fidelities": [{"epochs": epochs}], "dashboard": False,
+                                         "promotion": promotion.model_dump()})  # validated: epochs must grow
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         df = run_study(config, space, n_trials=args.trials, out_dir=Path(tmp) / "run", progress=False).trials

@@ -188,15 +188,18 @@ def test_two_workers_promote_each_parent_once(tmp_path, pg_study):
     once, by whichever worker popped it; a parent both enqueued trains only in its lower-numbered trial."""
     path = write_study(tmp_path, pg_study, fidelities=[{"epochs": 2}], promotion={"epsilon": 0.05})
     create(path, PG, tmp_path / "creator")
-    commands = [CLI + worker_args(PG, pg_study, "--worker-id", str(k), "--out", str(tmp_path / f"w{k}"))
+    # one shared run folder (its artifacts/ holds the weights promotions warm-start from)
+    commands = [CLI + worker_args(PG, pg_study, "--worker-id", str(k), "--out", str(tmp_path / "run"))
                 for k in (1, 2)]
     workers = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for command in commands]
     try:
         for w in workers:
             assert w.wait(timeout=180) == 0, w.stderr.read()
         level = optuna.load_study(study_name=f"{pg_study}@L1", storage=PG)
-        trained = [t.user_attrs["parent"] for t in level.trials if t.state == TrialState.COMPLETE]
+        complete = [t for t in level.trials if t.state == TrialState.COMPLETE]
+        trained = [t.user_attrs["parent"] for t in complete]
         assert len(trained) == len(set(trained)) > 0
+        assert all(t.user_attrs["warm_start_epochs"] == 1 for t in complete)  # every one found its weights
         assert sorted(trained) == band_parents(level_frame(PG, pg_study, 0), ["accuracy", "relus"], 0.05)
         assert all(t.state == TrialState.PRUNED for t in level.trials if t.state != TrialState.COMPLETE)
     finally:

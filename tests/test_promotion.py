@@ -89,6 +89,29 @@ def test_warm_start_continues_from_the_level_below(tmp_path):
     assert result.accuracy == row["accuracy"]
 
 
+def test_level_two_warm_starts_from_level_one(tmp_path):
+    path = write_study(tmp_path, n_trials=4, fidelities=[{"epochs": 2}, {"epochs": 3}], promotion={"epsilon": 0.05})
+    config, space = load_study_config(path)
+    trials = run_study(config, space, out_dir=tmp_path / "run", progress=False).trials
+    level1, level2 = (trials[trials["level"] == k].set_index("number") for k in (1, 2))
+    assert len(level2) and (level2["warm_start_epochs"] == 2).all()
+    assert (level2["warm_start_weights"] == level1.loc[level2.index, "weights_artifact_id"]).all()
+
+
+def test_study_stored_by_an_older_pisearch_resumes(tmp_path):
+    """Identities stored before promotion.warm_start existed (or listing keys that may now change) still match."""
+    run2(tmp_path)
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    old = json.loads(study.user_attrs["config_identity"])
+    old["promotion"] = {"epsilon": 0.05}
+    study.set_user_attr("config_identity", json.dumps(old, sort_keys=True))
+    assert len(run2(tmp_path).trials)  # no "study name clash"
+    old["seed"] = 99
+    study.set_user_attr("config_identity", json.dumps(old, sort_keys=True))
+    with pytest.raises(UserError, match="differs in: seed"):
+        run2(tmp_path)
+
+
 def test_without_warm_start_levels_retrain_from_scratch(tmp_path):
     trials = run2(tmp_path, promotion={"epsilon": 0.05, "warm_start": False}).trials
     level0, level1 = trials[trials["level"] == 0], trials[trials["level"] == 1]
@@ -146,6 +169,13 @@ def test_a_parent_enqueued_twice_at_once_trains_once(tmp_path):
     states = [t.state.name for t in study.trials]
     assert states == ["COMPLETE", "PRUNED"]
     assert "duplicate promotion of trial 0: level trial 0 has it" in study.trials[1].user_attrs["reason"]
+    # the lower trial is still running elsewhere when this worker pops the higher one: it gives way
+    for _ in range(2):
+        study.enqueue_trial({PARENT: 1}, user_attrs={PARENT: 1, "spec": tiny.to_json(), "source": "search"})
+    elsewhere = study.ask()  # another worker took trial 2 and is training it
+    assert elsewhere.number == 2
+    assert train_waiting(runner, study) == 0
+    assert study.trials[3].state.name == "PRUNED" and "level trial 2 has it" in study.trials[3].user_attrs["reason"]
 
 
 def test_bad_level_override_names_the_level(tmp_path):

@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass
 
 import optuna
-from optuna.artifacts.exceptions import ArtifactNotFound
 from torch import nn
 
 from pisearch.cost import count, estimate
@@ -108,7 +107,7 @@ class TrialRunner:
         try:
             model.load_state_dict(fetch_weights(artifact, self.run_dir))
             epochs = self.warm_epochs
-        except (ArtifactNotFound, OSError, RuntimeError) as err:
+        except Exception as err:  # noqa: BLE001 — missing, corrupt or mismatched weights: train from scratch
             trial.set_user_attr("reason", f"warm start: weights {artifact} unreadable ({type(err).__name__}); "
                                 "trained from scratch")
             model, epochs = seeded_build(spec, self.fidelity), 0
@@ -140,8 +139,9 @@ class TrialRunner:
             trial.set_user_attr("train_seconds", 0.0)
             trial.set_user_attr("accuracy_per_epoch", done.user_attrs.get("accuracy_per_epoch", []))
             trial.set_user_attr("accuracy", done.user_attrs["accuracy"])
-            if WEIGHTS_ATTR in done.user_attrs:
-                trial.set_user_attr(WEIGHTS_ATTR, done.user_attrs[WEIGHTS_ATTR])
+            for key in (WEIGHTS_ATTR, WARM_EPOCHS):
+                if key in done.user_attrs:
+                    trial.set_user_attr(key, done.user_attrs[key])
             return values(done.user_attrs["accuracy"])
         model, fidelity = self.start_model(trial, spec)
         result = train_proxy(model, self.splits.train, self.splits.val, fidelity, device=self.config.device)

@@ -2,14 +2,15 @@
 
 Level 0 is the study itself; level L ≥ 1 is the study ``<name>@L<L>`` in the same storage. After a round at
 level L−1, the non-dominated candidates plus an ε-band around them (accuracy within ``epsilon`` of the front) are
-enqueued at level L as trials with the fixed param ``parent`` = the level-0 trial number. Candidates are the
-measured searched trials, rule points and named nets together (the front of ``pareto.csv``): a baseline is
-re-measured when it contends, and compare.csv compares each rule point at the highest level it shares with the
+enqueued at level L with ``parent`` = the level-0 trial number (a fixed param and a user attr). Candidates are the
+measured searched trials, rule points and named nets together, at level L−1 (linearized trials are not re-trained):
+a baseline is re-measured when it contends, and compare.csv compares each rule point at the highest level it shares with the
 searched trials. With ``promotion.warm_start`` a promoted trial carries the artifact id of its weights at level
 L−1 and trains only the epochs level L adds (``TrialRunner.start_model``).
 
 Safe to resume and to run from several workers: a parent is enqueued only while no level trial holds it
-(waiting, running, done or diverged; an interrupted or crashed one does not, so nothing promoted is lost), popping
+(waiting, running, done or diverged, which is final; an interrupted or crashed one does not, so nothing promoted
+is lost), popping
 a waiting trial is atomic in Optuna's storages, and of two trials that workers enqueued for one parent at the
 same moment only the lower-numbered trains. Optuna's multi-objective studies cannot prune, which is why
 promotion re-trains in separate studies.
@@ -60,23 +61,25 @@ def holds_promotion(trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def enqueue_band(runner: TrialRunner, storage: str, name: str, level: int, epsilon: float,
-                 directions: list[str]) -> optuna.Study:
+                 directions: list[str]) -> tuple[optuna.Study, int]:
     """Open (or create) the study of ``level`` and enqueue each parent of the band of level ``level − 1`` that
     no level trial holds yet (:func:`holds_promotion`); with ``runner.warm_epochs`` set, each carries its
-    weights at the level below."""
-    below = level_frame(storage, name, level - 1)
+    weights at the level below. Returns the level study and how many trials were enqueued."""
+    below = measured(level_frame(storage, name, level - 1))
     study = optuna.create_study(study_name=level_name(name, level), storage=storage, directions=directions,
                                 sampler=optuna.samplers.RandomSampler(), load_if_exists=True)
     held = {t.user_attrs.get(PARENT) for t in study.get_trials(deepcopy=False) if holds_promotion(t)}
+    added = 0
     for parent in band_parents(below, runner.config.objectives, epsilon) if len(below) else []:
         if parent in held:
             continue
-        row = below[below["number"] == parent].iloc[-1]
+        row = below[below["number"] == parent].iloc[-1]  # the parent's measured row at the level below
         attrs = {k: _plain(row[k]) for k in ("source", "label", "budget", "spec") if pd.notna(row.get(k))}
         if runner.warm_epochs is not None and isinstance(row.get(WEIGHTS_ATTR), str):
             attrs[WARM_WEIGHTS] = row[WEIGHTS_ATTR]
         study.enqueue_trial({PARENT: parent}, user_attrs={**attrs, PARENT: parent})
-    return study
+        added += 1
+    return study, added
 
 
 def train_waiting(runner: TrialRunner, study: optuna.Study, callbacks: Sequence[Callback] = (),

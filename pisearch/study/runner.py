@@ -22,7 +22,7 @@ from pisearch.study.config import StudyConfig
 from pisearch.study.dashboard_data import write_dashboard
 from pisearch.study.linearize_stage import linearize_front
 from pisearch.study.objective import WARM_WEIGHTS, TrialDiverged, TrialRunner
-from pisearch.study.promotion import PARENT, enqueue_band, train_waiting
+from pisearch.study.promotion import PARENT, Callback, enqueue_band, train_waiting
 from pisearch.study.records import write_reports
 from pisearch.study.storage import display_url, fail_stale_trials, is_server_url, open_storage
 
@@ -32,7 +32,8 @@ WAITING = (TrialState.WAITING,)  # enqueued, not started (promotions waiting for
 REQUEUED_ATTRS = ("source", "spec", "label", "budget", PARENT, WARM_WEIGHTS)  # what a re-queued trial keeps
 WAIT_POLL_S = 2.0  # a worker without a free slot looks this often whether the other workers' trials ended
 # Keys of the study file that may change between runs of one study (everything else must match on resume).
-RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights", "linearize")
+RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights", "linearize",
+                  "promotion")  # promotion settings apply to the promotions not made yet
 
 
 def default_storage(out_dir: Path) -> str:
@@ -56,6 +57,12 @@ def _config_identity(config: StudyConfig, space: SearchSpace) -> dict:
     data = config.model_dump(mode="json", exclude=set(RESUMABLE_KEYS))
     data["space"] = space.to_dict()
     return data
+
+
+def _pairs(old: dict, new: dict):
+    """(key, (old value, new value)) for every key of either identity, keys that may change left out (studies
+    stored by an older pisearch may still list some of them)."""
+    return ((k, (old.get(k), new.get(k))) for k in set(old) | set(new) if k not in RESUMABLE_KEYS)
 
 
 def study_storage(config: StudyConfig, url: str) -> optuna.storages.BaseStorage:
@@ -82,9 +89,7 @@ def open_study(config: StudyConfig, space: SearchSpace, storage: str, worker_id:
         study.set_user_attr("config_identity", identity)
         study.set_user_attr("config", json.dumps(config.model_dump(mode="json"), sort_keys=True))
         study.set_user_attr("space", json.dumps(space.to_dict(), sort_keys=True))
-    elif stored != identity:
-        old, new = json.loads(stored), json.loads(identity)
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    elif diff := sorted(k for k, (o, n) in _pairs(json.loads(stored), json.loads(identity)) if o != n):
         raise UserError(f"study name clash: storage {display_url(storage)} already holds a study {config.name!r} "
                         f"with a different configuration (differs in: {', '.join(diff)}); rename the study or use "
                         f"another storage")
@@ -230,6 +235,28 @@ def load_stored_study(storage: str, name: str) -> tuple[StudyConfig, SearchSpace
     return config, space, int(attrs.get("n_trials", config.n_trials))
 
 
+def promote_level(runner: TrialRunner, store: optuna.storages.BaseStorage, url: str, config: StudyConfig,
+                  on_trial: Callback, progress: bool) -> None:
+    """Promote the band of level ``runner.level − 1`` to ``runner.level`` and train it, until no band parent is
+    left without a level trial holding it (a promotion another worker dropped is taken over). SQLite: promotions
+    left RUNNING by a dead run are re-queued; server storages: wait for other workers' promotions to end."""
+    server = is_server_url(url)
+    wait_s = min(WAIT_POLL_S, config.storage.heartbeat_interval_s) if server else None
+    while True:
+        level_study, added = enqueue_band(runner, store, config.name, runner.level, config.promotion.epsilon,
+                                          config.directions)
+        if url.startswith("sqlite"):
+            added += requeue_stale(level_study)
+        waiting = count_trials(level_study, WAITING)
+        if not (added or waiting or (server and count_trials(level_study, (TrialState.RUNNING,)))):
+            return
+        bar = _Progress(waiting, 0, progress, f"level {runner.level}")
+        try:
+            train_waiting(runner, level_study, [on_trial, bar], wait_s=wait_s)
+        finally:
+            bar.close()
+
+
 def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials: int | None = None,
               timeout_s: float | None = None, storage: str | None = None, out_dir: str | Path | None = None,
               progress: bool = True, worker_id: int = 0) -> RunResult:
@@ -286,17 +313,7 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
                 warm = fidelities[level - 1].epochs if config.promotion.warm_start else None
                 level_runner = TrialRunner(config, prep.space, prep.splits, fidelity, str(out_dir), level=level,
                                            warm_epochs=warm)
-                level_study = enqueue_band(level_runner, store, config.name, level, config.promotion.epsilon,
-                                           config.directions)
-                server = is_server_url(prep.storage)
-                if not server:  # a promotion left RUNNING by a dead single-process run is trained again
-                    requeue_stale(level_study)
-                level_bar = _Progress(count_trials(level_study, WAITING), 0, progress, f"level {level}")
-                try:
-                    train_waiting(level_runner, level_study, [lambda *_: write(study), level_bar],
-                                  wait_s=min(WAIT_POLL_S, config.storage.heartbeat_interval_s) if server else None)
-                finally:
-                    level_bar.close()
+                promote_level(level_runner, store, prep.storage, config, lambda *_: write(study), progress)
             if config.linearize is not None and worker_id == 0:
                 linearize_front(study, config, write(study), prep.splits, fidelities[0], str(out_dir))
     finally:
