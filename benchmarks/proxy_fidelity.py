@@ -7,11 +7,12 @@ at a reference fidelity that sees ≥10× more training images (epochs × subset
 with the same seeds. Prints, and writes as JSON with ``--out``:
 
 * per architecture: ReLUs (convention A: scalar ReLU evaluations per image, stem ReLU kept), MACs, reference
-  validation top-1, and the proxy's mean top-1 ± half the seed-to-seed range for every variant;
+  validation top-1 (mean over ``--reference-seeds``), and the proxy's mean top-1 ± half the seed-to-seed range for every variant;
 * per variant: Kendall τ-b and Spearman ρ between the proxy ranking (mean over seeds; a diverged run counts as
   accuracy 0) and the reference ranking, Jaccard overlap of the two accuracy-vs-ReLU Pareto sets, the
   seed-to-seed τ of the proxy itself, the mean seed spread, diverged runs, and seconds of training;
-* the reference level's seconds (and its own seed-to-seed τ with ``--reference-seeds 2``).
+* the reference level's seconds (and, with ``--reference-seeds 2``, its own seed-to-seed τ: how far two runs of
+  the reference itself agree; under ``--time-limit`` late architectures may average fewer reference seeds).
 
 Variants (``--variants``, see ``VARIANTS``) change one proxy setting each, so defaults are chosen by τ;
 ``level1_fresh`` / ``level1_warm`` are a promoted level of 2× the epochs, re-trained from scratch or continued from
@@ -327,8 +328,11 @@ def summarize(results: dict[Job, dict], specs: dict[str, ArchSpec], variants: Se
         jobs = [Job(n, level, s) for s in range(k)]
         return [acc(j) for j in jobs] if all(j in results for j in jobs) else None
 
-    ref = {n: results[Job(n, "reference", 0)]["accuracy"] for n in specs if Job(n, "reference", 0) in results}
-    ref = {n: a for n, a in ref.items() if math.isfinite(a)}
+    ref = {}  # the reference ranking: mean over the reference seeds that finished (see the table's header)
+    for n in specs:
+        accs = [results[j]["accuracy"] for s in range(reference_seeds) if (j := Job(n, "reference", s)) in results]
+        if accs := [a for a in accs if math.isfinite(a)]:
+            ref[n] = float(np.mean(accs))
     rows = []
     for n, spec in specs.items():
         c = count(spec)
