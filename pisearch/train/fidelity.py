@@ -29,8 +29,9 @@ mean of 2 seeds, and a reference that sees 10× the images):
   weights (``promotion.warm_start``).
 
 Every default is kept: each removal lowers τ at one scale or both, except clipping, which is within one or two
-discordant pairs of neutral and is kept for the all-poly networks above. Digits: τ ≈ 0.3 for every variant: 359
-validation images and reference accuracies of 94–99% leave mostly ties and noise to rank. Full-size figures
+discordant pairs of neutral and is kept for the all-poly networks above. Digits (15 architectures, ``--quick``): τ 0.49
+for the defaults against a reference whose own two seeds agree at τ 0.11: 359 validation images and reference
+accuracies of 95–99% leave noise to rank, so digits is a smoke-test dataset, not a ranking one. Full-size figures
 (32², ≥10× reference, both datasets) come from ``benchmarks/gpu_fidelity.sh`` on a GPU (not yet run).
 """
 
