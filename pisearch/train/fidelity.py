@@ -16,8 +16,8 @@ m = 8 and 64, 16² and 32², 5 epochs, batch 64; final validation top-1 unless s
   short proxy does not read lagging BN statistics.
 
 Rank fidelity, measured by ``benchmarks/proxy_fidelity.py`` on Fashion-MNIST (all 15 architectures of the
-benchmark, which span the shipped spaces, at 16² with widths ÷4; Kendall τ between the proxy's accuracy ranking,
-mean of 2 seeds, and a reference that sees 10× the images):
+benchmark, which span the shipped spaces; Kendall τ between the proxy's accuracy ranking, mean of 2 seeds, and a
+reference that sees 10× the images; the first two scales on CPU at 16² with widths ÷4):
 
 * the issue's scale (proxy 5 epochs × 1,024 images = 80 SGD steps; reference 10 × 5,120): the defaults give
   τ 0.70 (Spearman ρ 0.87); without clipping 0.68, lr 0.1: 0.52, the same images as 1 epoch × 5,120: 0.58.
@@ -27,18 +27,18 @@ mean of 2 seeds, and a reference that sees 10× the images):
   warm-up 0.52, lr 0.1: 0.58, lr scaled by width 0.52, the same images as 4 epochs × 256: 0.45, without clipping
   0.60. A promoted level of twice the epochs ranks at 0.66 re-trained and 0.71 warm-started from the proxy's
   weights (``promotion.warm_start``).
-
 * full size on one H100 (32², real widths, ``benchmarks/gpu_fidelity.sh``; proxy 5 epochs × 6,000 images =
   470 steps, reference 6 epochs × 54,000, two runs): the defaults give τ 0.51 (ρ 0.66) against the mean of the two
   reference runs, which agree with each other at τ 0.76. The proxy agrees with itself (τ 0.87 run to run), so
-  this is bias, not noise: it ranks the widest networks low (HybReNet (16; 5,5,3): 13th–14th of 15 under the
-  proxy, 5th–8th under the reference). A promoted level of twice the epochs, warm-started, gives τ 0.79 (ρ 0.90):
+  this is bias, not noise: it ranks the widest networks low (the two HybReNets: 1st–6th of 15 under the reference,
+  8th–13th under the proxy). A promoted level of twice the epochs, warm-started, gives τ 0.79 (ρ 0.90):
   let promotion (``fidelities:``) decide the final front of wide-network spaces.
 
-Every default is kept: each removal lowers τ at one scale or both, except clipping, which is within one or two
-discordant pairs of neutral and is kept for the all-poly networks above. Digits (15 architectures, ``--quick``): τ 0.49
-for the defaults against a reference whose own two seeds agree at τ 0.11: 359 validation images and reference
-accuracies of 95–99% leave noise to rank, so digits is a smoke-test dataset, not a ranking one. Digits was not run at full size.
+Every default is kept: each removal lowers τ at one scale or both, except clipping, which is within three
+discordant pairs of neutral and is kept for the all-poly networks above. Digits (15 architectures, ``--quick``;
+not run at full size): τ 0.49 for the defaults against a reference whose own two seeds agree at τ 0.11: 359
+validation images and reference accuracies of 95–99% leave noise to rank, so digits is a smoke-test dataset, not
+a ranking one.
 """
 
 from __future__ import annotations
