@@ -118,8 +118,8 @@ def test_trial_beyond_the_total_gives_way(tmp_path, monkeypatch):
     url = f"journal:///{tmp_path / 'study.log'}"  # no re-queueing of RUNNING trials: they are other workers'
     run_study(config, space, storage=url, out_dir=tmp_path / "run", progress=False)
     optuna.load_study(study_name="t", storage=open_storage(url)).ask()  # another worker took the last slot...
-    real, seen = runner_mod.count_trials, [1]  # ...just after this worker counted the taken slots
-    monkeypatch.setattr(runner_mod, "count_trials",
+    real, seen = runner_mod.count_slots, [1]  # ...just after this worker counted the taken slots
+    monkeypatch.setattr(runner_mod, "count_slots",
                         lambda study, states: seen.pop() if states == runner_mod.TAKEN and seen else real(study, states))
     result = run_study(config, space, n_trials=2, storage=url, out_dir=tmp_path / "run", progress=False)
     assert result.trials["state"].tolist() == ["COMPLETE", "RUNNING", "PRUNED"]
@@ -243,3 +243,16 @@ def test_killed_worker_trial_is_rerun_after_grace_period(tmp_path, pg_study):
     states = [t.state for t in trials.values()]
     assert states.count(TrialState.COMPLETE) == 3 and states.count(TrialState.FAIL) == 1 and len(states) == 4
     assert_csv_matches_storage(tmp_path / "run" / "trials.csv", optuna.load_study(study_name=pg_study, storage=PG))
+
+
+def test_a_surplus_trial_does_not_complete_the_round():
+    """7 complete + 1 running elsewhere + 1 surplus (pruned untrained) of 8: not finished, one slot still taken —
+    a worker once stopped here and wrote a trials.csv with the other worker's trial still RUNNING."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for _ in range(7):
+        study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.5, 1.0]))
+    study.ask()  # running elsewhere
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={"reason": "surplus: all 8 …"}))
+    assert runner_mod.count_trials(study, runner_mod.FINISHED) == 8
+    assert runner_mod.count_slots(study, runner_mod.FINISHED) == 7
+    assert runner_mod.count_slots(study, runner_mod.TAKEN) == 8

@@ -30,6 +30,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 TAKEN = (*FINISHED, TrialState.RUNNING)  # trials that hold one of the study's n_trials slots
 WAITING = (TrialState.WAITING,)  # enqueued, not started (promotions waiting for a worker)
 REQUEUED_ATTRS = ("source", "spec", "label", "budget", PARENT, WARM_WEIGHTS)  # what a re-queued trial keeps
+SURPLUS = "surplus"  # reason prefix of a trial that lost the race for the last slot
 WAIT_POLL_S = 2.0  # a worker without a free slot looks this often whether the other workers' trials ended
 # Keys of the study file that may change between runs of one study (everything else must match on resume).
 RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights", "linearize",
@@ -146,6 +147,17 @@ def enqueue_baselines(study: optuna.Study, baselines: list[dict]) -> int:
 
 def count_trials(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
+
+
+def holds_slot(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial holds one of the study's n_trials slots (a surplus trial, pruned untrained, does not)."""
+    return not (trial.state == TrialState.PRUNED and str(trial.user_attrs.get("reason", "")).startswith(SURPLUS))
+
+
+def count_slots(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
+    """Trials in ``states`` that hold a slot: the round is complete when ``count_slots(study, FINISHED)`` reaches
+    the total (counting a surplus trial there once let a worker stop while another's last trial still ran)."""
+    return sum(holds_slot(t) for t in study.get_trials(deepcopy=False, states=states))
 
 
 @dataclass
@@ -274,12 +286,12 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
     timeout_s = timeout_s or config.timeout_s
     fidelities = config.level_fidelities(seed=config.seed)  # the study seed also seeds training
     runner = TrialRunner(config, prep.space, prep.splits, fidelities[0], str(out_dir))
-    bar = _Progress(total, count_trials(study, FINISHED), progress)
+    bar = _Progress(total, count_slots(study, FINISHED), progress)
 
     def objective(trial: optuna.Trial) -> list[float]:
-        ahead = sum(t.number < trial.number for t in study.get_trials(deepcopy=False, states=TAKEN))
+        ahead = sum(t.number < trial.number and holds_slot(t) for t in study.get_trials(deepcopy=False, states=TAKEN))
         if ahead >= total:  # another worker took the last slot at the same moment: this one gives way
-            trial.set_user_attr("reason", f"surplus: all {total} trials of the study were taken; not trained")
+            trial.set_user_attr("reason", f"{SURPLUS}: all {total} trials of the study were taken; not trained")
             study.stop()
             raise optuna.TrialPruned()
         trial.set_user_attr("worker", worker_id)
@@ -295,8 +307,8 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
     try:
         while True:
             left = None if deadline is None else deadline - time.perf_counter()
-            taken = count_trials(study, TAKEN)
-            if count_trials(study, FINISHED) >= total or (left is not None and left <= 0):
+            taken = count_slots(study, TAKEN)
+            if count_slots(study, FINISHED) >= total or (left is not None and left <= 0):
                 break
             if taken < total:
                 study.optimize(
@@ -308,7 +320,7 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
                 fail_stale_trials(study)
             else:
                 break
-        if count_trials(study, FINISHED) >= total:  # the round is complete: promote it level by level
+        if count_slots(study, FINISHED) >= total:  # the round is complete: promote it level by level
             for level, fidelity in enumerate(fidelities[1:], start=1):
                 warm = fidelities[level - 1].epochs if config.promotion.warm_start else None
                 level_runner = TrialRunner(config, prep.space, prep.splits, fidelity, str(out_dir), level=level,
