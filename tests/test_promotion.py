@@ -9,6 +9,7 @@ from pisearch.spec import resnet
 from pisearch.study import load_study_config, run_study
 from pisearch.study.objective import TrialRunner
 from pisearch.study.promotion import band_parents
+from pisearch.study.records import state_summary
 from tests.test_study import write_study
 
 
@@ -54,6 +55,7 @@ def test_two_level_study_promotes_exactly_the_band(tmp_path):
     assert level1["fidelity"].str.contains('"epochs": 2').all() and level0["fidelity"].str.contains('"epochs": 1').all()
     saved = pd.read_csv(tmp_path / "run" / "trials.csv")
     assert sorted(saved["level"].unique()) == [0, 1]
+    assert state_summary(saved) == f"{len(level0)} complete; level 1: {len(level1)} complete"
     pareto = pd.read_csv(tmp_path / "run" / "pareto.csv")
     promoted = set(level1["number"])
     assert (pareto.loc[pareto["number"].isin(promoted), "level"] == 1).all()

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from pisearch.cli.app import app
 from pisearch.study import load_study_config, run_study
-from pisearch.study.records import front_of
+from pisearch.study.records import front_of, state_summary
 
 
 @app.command()
@@ -28,9 +28,7 @@ def run(
                        progress=progress)
     df = result.trials
     console = Console()
-    states = df["state"].value_counts().to_dict()
-    console.print(f"study {config.name!r}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
-                  + f" — {result.wall_seconds:.0f} s — {result.out_dir}/")
+    console.print(f"study {config.name!r}: {state_summary(df)} — {result.wall_seconds:.0f} s — {result.out_dir}/")
     front = front_of(df, config.objectives)
     table = Table(title=f"Pareto front ({', '.join(config.objectives)}; ReLUs = every site of the spec)")
     for col in ("trial", "source", "accuracy", "relus", "summary"):

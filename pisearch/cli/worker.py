@@ -11,6 +11,7 @@ import typer
 
 from pisearch.cli.app import app
 from pisearch.study.runner import load_stored_study, run_study
+from pisearch.study.records import state_summary
 from pisearch.study.storage import display_url
 
 MAX_WORKER_ID = 65_535  # keeps every sampler seed (study seed + 10,007 × worker id) below 2**32
@@ -41,7 +42,5 @@ def worker(
     wid = default_worker_id() if worker_id is None else worker_id
     result = run_study(config, space, n_trials=n_trials or total, timeout_s=timeout, storage=storage, out_dir=out,
                        progress=progress, worker_id=wid)
-    states = result.trials["state"].value_counts().to_dict()
-    print(f"worker {wid}: study {study!r} on {display_url(storage)}: "
-          + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
-          + f" — {result.wall_seconds:.0f} s — {result.out_dir}/")
+    print(f"worker {wid}: study {study!r} on {display_url(storage)}: {state_summary(result.trials)} "
+          f"— {result.wall_seconds:.0f} s — {result.out_dir}/")

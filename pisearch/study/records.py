@@ -87,6 +87,15 @@ def all_levels(study: optuna.Study, storage, levels: int = 1) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else trials_frame(study)
 
 
+def state_summary(df: pd.DataFrame) -> str:
+    """Trial states per fidelity level of a trials table, e.g. ``5 complete, 1 pruned; level 1: 2 complete``."""
+    parts = []
+    for level, rows in df.groupby(pd.to_numeric(df["level"], errors="coerce").fillna(0).astype(int)):
+        states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(rows["state"].value_counts().items()))
+        parts.append(states if level == 0 else f"level {level}: {states}")
+    return "; ".join(parts)
+
+
 def front_of(df: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
     """Non-dominated measured candidates (all sources) for ``objectives``, each at its highest fidelity level."""
     return pareto_front(highest_level(measured(trials_table(df))), {o: OBJECTIVES[o] for o in objectives})
