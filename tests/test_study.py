@@ -128,6 +128,26 @@ def test_stale_running_trial_is_requeued(tmp_path):
     assert (trials["spec_hash"] == trials.loc[0, "spec_hash"]).sum() >= 2  # the dead trial's spec re-ran
 
 
+def test_baseline_cut_short_by_ctrl_c_is_trained_on_resume(tmp_path, monkeypatch):
+    path = write_study(tmp_path, baselines={"deepreshape": {"budgets": [3000]}})
+    real = objective_mod.TrialRunner.__call__
+
+    def interrupt_the_rule_point(self, trial):
+        if trial.user_attrs.get("source") == "rule":
+            raise KeyboardInterrupt
+        return real(self, trial)
+
+    monkeypatch.setattr(objective_mod.TrialRunner, "__call__", interrupt_the_rule_point)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, path)
+    monkeypatch.undo()
+    trials = run(tmp_path, path).trials
+    rule = trials[trials["source"] == "rule"]
+    assert rule["state"].tolist() == ["FAIL", "COMPLETE"]  # enqueued again, trained once
+    assert (pd.read_csv(tmp_path / "run" / "compare.csv")["rule_number"] == rule["number"].iloc[1]).all()
+    assert len(run(tmp_path, path).trials) == len(trials)  # a further resume enqueues nothing
+
+
 @pytest.mark.parametrize("override, message", [
     ({"colour": 1}, "colour: unknown key"),
     ({"n_trials": "many"}, "n_trials:"),

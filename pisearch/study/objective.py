@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 import optuna
+from optuna.trial import TrialState
 from torch import nn
 
 from pisearch.cost import count, estimate
@@ -44,6 +45,13 @@ def record_spec(trial: optuna.Trial, spec: ArchSpec, source: str, metrics: dict[
     trial.set_user_attr("summary", spec.summary())
     for key, value in metrics.items():
         trial.set_user_attr(key, value)
+
+
+def holds_result(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial stands for its candidate (a baseline, a promotion): waiting, running, complete, or diverged
+    (a final result). An interrupted, crashed or stale trial does not: its candidate is enqueued again."""
+    return trial.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE) or (
+        trial.state == TrialState.FAIL and bool(trial.user_attrs.get(DIVERGED)))
 
 
 def budget_violation(relus: int, window: tuple[int | None, int | None]) -> int:

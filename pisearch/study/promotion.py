@@ -30,7 +30,7 @@ from pisearch.report import pareto_mask
 from pisearch.report.compare import measured
 from pisearch.study.artifacts import WEIGHTS_ATTR
 from pisearch.study.config import OBJECTIVES
-from pisearch.study.objective import DIVERGED, WARM_WEIGHTS, TrialDiverged, TrialRunner
+from pisearch.study.objective import WARM_WEIGHTS, TrialDiverged, TrialRunner, holds_result
 from pisearch.study.records import level_frame, level_name
 from pisearch.study.storage import fail_stale_trials
 
@@ -53,22 +53,15 @@ def band_parents(level_rows: pd.DataFrame, objectives: list[str], epsilon: float
     return sorted(int(n) for n in ok.loc[mask, "number"])
 
 
-def holds_promotion(trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether a level trial stands for its parent's promotion: waiting, running, complete, or diverged (a final
-    result). An interrupted, crashed or stale trial does not: its parent is promoted again."""
-    return trial.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE) or (
-        trial.state == TrialState.FAIL and bool(trial.user_attrs.get(DIVERGED)))
-
-
 def enqueue_band(runner: TrialRunner, storage: str, name: str, level: int, epsilon: float,
                  directions: list[str]) -> tuple[optuna.Study, int]:
     """Open (or create) the study of ``level`` and enqueue each parent of the band of level ``level − 1`` that
-    no level trial holds yet (:func:`holds_promotion`); with ``runner.warm_epochs`` set, each carries its
+    no level trial holds yet (:func:`holds_result`); with ``runner.warm_epochs`` set, each carries its
     weights at the level below. Returns the level study and how many trials were enqueued."""
     below = measured(level_frame(storage, name, level - 1))
     study = optuna.create_study(study_name=level_name(name, level), storage=storage, directions=directions,
                                 sampler=optuna.samplers.RandomSampler(), load_if_exists=True)
-    held = {t.user_attrs.get(PARENT) for t in study.get_trials(deepcopy=False) if holds_promotion(t)}
+    held = {t.user_attrs.get(PARENT) for t in study.get_trials(deepcopy=False) if holds_result(t)}
     added = 0
     for parent in band_parents(below, runner.config.objectives, epsilon) if len(below) else []:
         if parent in held:
@@ -100,7 +93,7 @@ def train_waiting(runner: TrialRunner, study: optuna.Study, callbacks: Sequence[
             study.stop()
             raise optuna.TrialPruned()
         first = min(t.number for t in study.get_trials(deepcopy=False)
-                    if t.user_attrs.get(PARENT) == parent and (holds_promotion(t) or t.number == trial.number))
+                    if t.user_attrs.get(PARENT) == parent and (holds_result(t) or t.number == trial.number))
         if first != trial.number:
             trial.set_user_attr("reason", f"duplicate promotion of trial {parent}: level trial {first} has it")
             raise optuna.TrialPruned()

@@ -21,7 +21,7 @@ from pisearch.spec import net
 from pisearch.study.config import StudyConfig
 from pisearch.study.dashboard_data import write_dashboard
 from pisearch.study.linearize_stage import linearize_front
-from pisearch.study.objective import WARM_WEIGHTS, TrialDiverged, TrialRunner
+from pisearch.study.objective import WARM_WEIGHTS, TrialDiverged, TrialRunner, holds_result
 from pisearch.study.promotion import PARENT, Callback, enqueue_band, train_waiting
 from pisearch.study.records import write_reports
 from pisearch.study.storage import display_url, fail_stale_trials, is_server_url, open_storage
@@ -136,13 +136,15 @@ def baseline_trials(config: StudyConfig, num_classes: int, in_channels: int, res
 
 
 def enqueue_baselines(study: optuna.Study, baselines: list[dict]) -> int:
-    """Enqueue the baselines (user attrs from :func:`baseline_trials`) once per study; returns how many."""
-    if study.user_attrs.get("baselines_enqueued"):
-        return 0
-    for attrs in baselines:
+    """Enqueue each baseline (user attrs from :func:`baseline_trials`) that no trial of the study holds yet
+    (:func:`holds_result`): once per study, and again after a crash or Ctrl-C cut its trial short. Returns how
+    many were enqueued."""
+    key = ("source", "label", "spec")
+    held = {tuple(t.user_attrs.get(k) for k in key) for t in study.get_trials(deepcopy=False) if holds_result(t)}
+    todo = [attrs for attrs in baselines if tuple(attrs.get(k) for k in key) not in held]
+    for attrs in todo:
         study.enqueue_trial({}, user_attrs=attrs)
-    study.set_user_attr("baselines_enqueued", True)
-    return len(baselines)
+    return len(todo)
 
 
 def count_trials(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
