@@ -3,17 +3,16 @@
 Level 0 is the study itself; level L ≥ 1 is the study ``<name>@L<L>`` in the same storage. After a round at
 level L−1, the non-dominated candidates plus an ε-band around them (accuracy within ``epsilon`` of the front) are
 enqueued at level L with ``parent`` = the level-0 trial number (a fixed param and a user attr). Candidates are the
-measured searched trials, rule points and named nets together, at level L−1 (linearized trials are not re-trained):
-a baseline is re-measured when it contends, and compare.csv compares each rule point at the highest level it shares with the
-searched trials. With ``promotion.warm_start`` a promoted trial carries the artifact id of its weights at level
-L−1 and trains only the epochs level L adds (``TrialRunner.start_model``).
+measured searched trials, rule points and named nets together, at level L−1 (linearized trials are not
+re-trained): a baseline is re-measured when it contends, and compare.csv compares each rule point at the highest
+level it shares with the searched trials. With ``promotion.warm_start`` a promoted trial carries the artifact id
+of its weights at level L−1 and trains only the epochs level L adds (``TrialRunner.start_model``).
 
 Safe to resume and to run from several workers: a parent is enqueued only while no level trial holds it
-(waiting, running, done or diverged, which is final; an interrupted or crashed one does not, so nothing promoted
-is lost), popping
-a waiting trial is atomic in Optuna's storages, and of two trials that workers enqueued for one parent at the
-same moment only the lower-numbered trains. Optuna's multi-objective studies cannot prune, which is why
-promotion re-trains in separate studies.
+(:func:`~pisearch.study.objective.holds_result`: waiting, running, done or diverged; an interrupted or crashed
+one does not, so nothing promoted is lost), popping a waiting trial is atomic in Optuna's storages, and of two
+trials that workers enqueued for one parent at the same moment only the lower-numbered trains. Optuna's
+multi-objective studies cannot prune, which is why promotion re-trains in separate studies.
 """
 
 from __future__ import annotations
@@ -36,8 +35,6 @@ from pisearch.study.storage import fail_stale_trials
 
 PARENT = "parent"
 Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
-
-
 PROMOTED_SOURCES = ("search", "rule", "net")  # proxy-trained candidates (linearized trials are not re-trained)
 
 
