@@ -16,7 +16,7 @@ import pandas as pd
 
 from pisearch.errors import UserError
 from pisearch.report.dashboard import dashboard_html
-from pisearch.study.records import all_levels, base_names, level_count, write_atomic
+from pisearch.study.records import all_levels, level_count, pick_study, write_atomic
 from pisearch.study.storage import JOURNAL, display_url, open_storage
 
 SQLITE = "sqlite:///"
@@ -67,14 +67,7 @@ def open_stored_study(storage: str, name: str | None) -> tuple[optuna.Study, pd.
         names = [s.study_name for s in store.get_all_studies()]
     except Exception as err:  # storages raise driver-specific errors for unreadable or corrupted databases
         raise UserError(f"storage {shown}: cannot read ({type(err).__name__}: {str(err).splitlines()[0]})") from None
-    bases = base_names(names)
-    if name is None:
-        if len(bases) != 1:
-            raise UserError(f"storage {shown}: holds {len(bases)} studies ({', '.join(bases) or 'none'}); name one "
-                            f"with --study")
-        name = bases[0]
-    elif name not in bases:
-        raise UserError(f"storage {shown}: no study {name!r} (it holds: {', '.join(bases) or 'none'})")
+    name = pick_study(f"storage {shown}", names, name)
     study = optuna.load_study(study_name=name, storage=store)
     return study, all_levels(study, store, level_count(names, name))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from pisearch.errors import UserError
 from pisearch.report import pareto_front
 from pisearch.report.compare import compare_table, highest_level, hypervolume_vs_rule, measured, trials_table
 from pisearch.study.config import OBJECTIVES
@@ -52,6 +53,19 @@ LEVEL_SUFFIX = re.compile(r"@L(\d+)$")  # level L ≥ 1 of study <name> lives in
 def base_names(names: list[str]) -> list[str]:
     """Study names that are not fidelity-level studies."""
     return [n for n in names if not LEVEL_SUFFIX.search(n)]
+
+
+def pick_study(label: str, names: list[str], wanted: str | None) -> str:
+    """The study to open among a storage's ``names`` (fidelity-level studies aside): ``wanted``, or the only one;
+    anything else raises a one-line :class:`UserError` starting with ``label`` that lists the studies."""
+    bases = base_names(names)
+    if wanted is None and len(bases) == 1:
+        return bases[0]
+    if wanted is None:
+        raise UserError(f"{label}: holds {len(bases)} studies ({', '.join(bases) or 'none'}); name one with --study")
+    if wanted not in bases:
+        raise UserError(f"{label}: no study {wanted!r} (it holds: {', '.join(bases) or 'none'})")
+    return wanted
 
 
 def level_count(names: list[str], name: str) -> int:

@@ -23,7 +23,7 @@ from pisearch.study.dashboard_data import write_dashboard
 from pisearch.study.linearize_stage import linearize_front
 from pisearch.study.objective import WARM_WEIGHTS, TrialDiverged, TrialRunner, holds_result
 from pisearch.study.promotion import PARENT, Callback, enqueue_band, train_waiting
-from pisearch.study.records import write_reports
+from pisearch.study.records import pick_study, write_reports
 from pisearch.study.storage import display_url, fail_stale_trials, is_server_url, open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
@@ -239,8 +239,8 @@ def load_stored_study(storage: str, name: str) -> tuple[StudyConfig, SearchSpace
     try:
         attrs = store.get_study_user_attrs(store.get_study_id_from_name(name))
     except KeyError:
-        names = ", ".join(s.study_name for s in store.get_all_studies()) or "none"
-        raise UserError(f"{source}: no study {name!r} (it holds: {names})") from None
+        pick_study(source, [s.study_name for s in store.get_all_studies()], name)  # raises, listing the studies
+        raise
     if "config" not in attrs or "space" not in attrs:
         raise UserError(f"{source}: study {name!r} has no stored config (create it with pisearch create or "
                         f"pisearch run)")

@@ -29,7 +29,7 @@ from pisearch.spec import ArchSpec
 from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights
 from pisearch.study.config import StudyConfig
 from pisearch.study.objective import WARM_EPOCHS
-from pisearch.study.records import all_levels, base_names, level_count
+from pisearch.study.records import all_levels, level_count, pick_study
 from pisearch.train import Fidelity, seeded_build, train_proxy
 
 # What opening or reading a broken storage raises: SQLAlchemy errors (corrupted or non-database file, missing
@@ -60,7 +60,7 @@ def open_run(target: str, study_name: str | None = None) -> Run:
     with _reading(label):
         storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
         names = optuna.get_all_study_names(storage)
-    name = _study_name(label, base_names(names), study_name)
+    name = pick_study(label, names, study_name)
     with _reading(label):
         study = optuna.load_study(study_name=name, storage=storage)
         trials = all_levels(study, storage, level_count(names, name))
@@ -106,17 +106,6 @@ def _storage_url(target: str) -> tuple[str, str, Path | None]:
 
 def _read_only(db: Path) -> str:
     return f"sqlite:///file:{quote(str(db.resolve()))}?mode=ro&uri=true"
-
-
-def _study_name(label: str, names: list[str], wanted: str | None) -> str:
-    if wanted is not None:
-        if wanted not in names:
-            raise UserError(f"{label}: no study {wanted!r} (studies: {', '.join(names) or 'none'})")
-        return wanted
-    if len(names) != 1:
-        found = f"several studies ({', '.join(names)}); pick one with --study" if names else "no study"
-        raise UserError(f"{label}: holds {found}")
-    return names[0]
 
 
 def eligible(trials: pd.DataFrame) -> pd.DataFrame:
