@@ -86,6 +86,12 @@ def level_frame(storage, name: str, level: int) -> pd.DataFrame:
         study = optuna.load_study(study_name=level_name(name, level), storage=storage)
     except KeyError:
         return pd.DataFrame(columns=COLUMNS + ["spec"])
+    return _level_rows(study, level)
+
+
+def _level_rows(study: optuna.Study, level: int) -> pd.DataFrame:
+    """:func:`level_frame` of an open study: level 0 as it is (a missing level read as 0), a level study's
+    promotions renumbered by their parent."""
     df = trials_frame(study)
     if level == 0:
         return df.assign(level=df["level"].fillna(0))
@@ -95,10 +101,10 @@ def level_frame(storage, name: str, level: int) -> pd.DataFrame:
 
 def all_levels(study: optuna.Study, storage, levels: int = 1) -> pd.DataFrame:
     """One row per measurement: level 0 from ``study``, then each higher level's promotions."""
-    frames = [trials_frame(study).assign(level=lambda d: d["level"].fillna(0))]
+    frames = [_level_rows(study, 0)]
     frames += [level_frame(storage, study.study_name, lv) for lv in range(1, levels)]
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else trials_frame(study)
+    filled = [f for f in frames if len(f)]  # concat warns on empty frames
+    return pd.concat(filled, ignore_index=True) if len(filled) > 1 else (filled or frames)[0]
 
 
 def state_summary(df: pd.DataFrame) -> str:
