@@ -32,6 +32,7 @@ REQUIRED = ("number", "state", "source", "accuracy", "relus", "spec")
 OPTIONAL = ("label", "budget", "level", "train_seconds")
 CANDIDATE = ["source", "budget", "spec"]
 FRONT_OBJECTIVES = {"relus": "minimize", "accuracy": "maximize"}
+HV_AXES = ["maximize", "minimize"]  # accuracy, log10(ReLUs): the hypervolume axes
 COMPARE_COLUMNS = [
     "budget", "rule_number", "rule_label", "rule_relus", "rule_accuracy", "level", "n_search",
     "search_best_number", "search_best_label", "search_best_relus", "search_best_accuracy", "search_minus_rule",
@@ -67,6 +68,11 @@ def highest_level(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(["level", "number"]).groupby(CANDIDATE, dropna=False, sort=False).tail(1)
 
 
+def log_relus(relus) -> np.ndarray:
+    """log10 of ReLU counts, counts below 1 taken as 1: the log axis of fronts and hypervolumes."""
+    return np.log10(np.maximum(np.asarray(relus, float), 1.0))
+
+
 def relus_to_reach(points: pd.DataFrame, accuracy: float) -> float:
     """ReLUs the Pareto front of ``points`` (columns ``relus``, ``accuracy``) needs to reach ``accuracy``.
 
@@ -78,7 +84,7 @@ def relus_to_reach(points: pd.DataFrame, accuracy: float) -> float:
     front = pareto_front(points[["relus", "accuracy"]], FRONT_OBJECTIVES).drop_duplicates()
     if front.empty or accuracy > front["accuracy"].max():
         return math.nan
-    r = np.log10(np.maximum(front["relus"].to_numpy(float), 1.0))
+    r = log_relus(front["relus"])
     a = front["accuracy"].to_numpy(float)  # strictly increasing along the front
     i = int(np.searchsorted(a, accuracy))
     if i == 0:
@@ -145,8 +151,8 @@ def hypervolume_vs_rule(trials: pd.DataFrame, level: int | None = None) -> dict:
     reference = (0.0, math.log10(10 * top))
 
     def hv(points: pd.DataFrame) -> float:
-        xy = np.column_stack([points["accuracy"], np.log10(np.maximum(points["relus"].to_numpy(float), 1.0))])
-        return hypervolume_2d(xy, reference, ["maximize", "minimize"])
+        xy = np.column_stack([points["accuracy"], log_relus(points["relus"])])
+        return hypervolume_2d(xy, reference, HV_AXES)
 
     search_hv, rule_hv = hv(sets["search"]), hv(sets["rule"])
     return {"level": level, "reference_accuracy": reference[0], "reference_relus": 10 * top,

@@ -20,8 +20,8 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from pisearch.report.compare import (
-    FRONT_OBJECTIVES, accuracy_by_width, compare_table, highest_level, hypervolume_vs_rule, measured,
-    stage_relu_share, trials_table,
+    FRONT_OBJECTIVES, HV_AXES, accuracy_by_width, compare_table, highest_level, hypervolume_vs_rule, log_relus,
+    measured, stage_relu_share, trials_table,
 )
 from pisearch.report.pareto import hypervolume_2d, pareto_front, pareto_mask
 
@@ -33,7 +33,6 @@ SOURCE_STYLE = {
 }
 OTHER_STYLE = {"symbol": "x", "color": "#6b6b6b", "size": 11}
 FRONT_COLOR = "#c8102e"
-HV_AXES = ["maximize", "minimize"]  # accuracy, log10(ReLUs): the axes of compare.hypervolume_vs_rule
 HOVER = ("trial %{customdata[0]} · %{customdata[1]} · level %{customdata[2]}<br>%{customdata[3]}<br>"
          "ReLUs %{customdata[4]:,}<br>polys %{customdata[5]:,}<br>accuracy %{y:.4f}<extra></extra>")
 
@@ -105,7 +104,7 @@ def hypervolume_history(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     reference = (summary["reference_accuracy"], math.log10(summary["reference_relus"]))
     front, rows = np.empty((0, 2)), []
     for number, accuracy, relus in points[["number", "accuracy", "relus"]].itertuples(index=False):
-        front = np.vstack([front, [accuracy, math.log10(max(relus, 1.0))]])
+        front = np.vstack([front, [accuracy, log_relus(relus)]])
         front = front[pareto_mask(front, HV_AXES)]
         rows.append({"number": number, "hypervolume": hypervolume_2d(front, reference, HV_AXES)})
     return pd.DataFrame(rows, columns=["number", "hypervolume"]), summary
