@@ -18,6 +18,7 @@ from pisearch.study.config import StudyConfig
 from pisearch.train import Fidelity, seeded_build, train_proxy
 
 CONSTRAINT_KEY = "relu_budget"  # > 0: ReLUs outside the budget window (feasible when ≤ 0)
+CANDIDATE_ATTRS = ("source", "label", "budget", "spec")  # what an enqueued trial carries to name its candidate
 DIVERGED = "diverged"  # True on a trial that diverged after its retry (a final result: training is deterministic)
 WARM_WEIGHTS = "warm_start_weights"  # artifact id of the weights a promoted trial starts from (level below)
 WARM_EPOCHS = "warm_start_epochs"    # epochs those weights were trained for (0: trained from scratch after all)

@@ -29,7 +29,7 @@ from pisearch.report import pareto_mask
 from pisearch.report.compare import measured
 from pisearch.study.artifacts import WEIGHTS_ATTR
 from pisearch.study.config import OBJECTIVES
-from pisearch.study.objective import WARM_WEIGHTS, TrialDiverged, TrialRunner, holds_result
+from pisearch.study.objective import CANDIDATE_ATTRS, WARM_WEIGHTS, TrialDiverged, TrialRunner, holds_result
 from pisearch.study.records import level_frame, level_name
 from pisearch.study.storage import fail_stale_trials
 
@@ -64,7 +64,7 @@ def enqueue_band(runner: TrialRunner, storage: str, name: str, level: int, epsil
         if parent in held:
             continue
         row = below[below["number"] == parent].iloc[-1]  # the parent's measured row at the level below
-        attrs = {k: _plain(row[k]) for k in ("source", "label", "budget", "spec") if pd.notna(row.get(k))}
+        attrs = {k: _plain(row[k]) for k in CANDIDATE_ATTRS if pd.notna(row.get(k))}
         if runner.warm_epochs is not None and isinstance(row.get(WEIGHTS_ATTR), str):
             attrs[WARM_WEIGHTS] = row[WEIGHTS_ATTR]
         study.enqueue_trial({PARENT: parent}, user_attrs={**attrs, PARENT: parent})

@@ -21,7 +21,7 @@ from pisearch.spec import net
 from pisearch.study.config import StudyConfig
 from pisearch.study.dashboard_data import write_dashboard
 from pisearch.study.linearize_stage import linearize_front
-from pisearch.study.objective import WARM_WEIGHTS, TrialDiverged, TrialRunner, holds_result
+from pisearch.study.objective import CANDIDATE_ATTRS, WARM_WEIGHTS, TrialDiverged, TrialRunner, holds_result
 from pisearch.study.promotion import PARENT, Callback, enqueue_band, train_waiting
 from pisearch.study.records import pick_study, write_reports
 from pisearch.study.storage import display_url, fail_stale_trials, is_server_url, open_storage
@@ -29,7 +29,7 @@ from pisearch.study.storage import display_url, fail_stale_trials, is_server_url
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 TAKEN = (*FINISHED, TrialState.RUNNING)  # trials that hold one of the study's n_trials slots
 WAITING = (TrialState.WAITING,)  # enqueued, not started (promotions waiting for a worker)
-REQUEUED_ATTRS = ("source", "spec", "label", "budget", PARENT, WARM_WEIGHTS)  # what a re-queued trial keeps
+REQUEUED_ATTRS = (*CANDIDATE_ATTRS, PARENT, WARM_WEIGHTS)  # what a re-queued trial keeps
 SURPLUS = "surplus"  # reason prefix of a trial that lost the race for the last slot
 WAIT_POLL_S = 2.0  # a worker without a free slot looks this often whether the other workers' trials ended
 # Keys of the study file that may change between runs of one study (everything else must match on resume).
@@ -139,9 +139,9 @@ def enqueue_baselines(study: optuna.Study, baselines: list[dict]) -> int:
     """Enqueue each baseline (user attrs from :func:`baseline_trials`) that no trial of the study holds yet
     (:func:`holds_result`): once per study, and again after a crash or Ctrl-C cut its trial short. Returns how
     many were enqueued."""
-    key = ("source", "label", "spec")
-    held = {tuple(t.user_attrs.get(k) for k in key) for t in study.get_trials(deepcopy=False) if holds_result(t)}
-    todo = [attrs for attrs in baselines if tuple(attrs.get(k) for k in key) not in held]
+    held = {tuple(t.user_attrs.get(k) for k in CANDIDATE_ATTRS) for t in study.get_trials(deepcopy=False)
+            if holds_result(t)}
+    todo = [attrs for attrs in baselines if tuple(attrs.get(k) for k in CANDIDATE_ATTRS) not in held]
     for attrs in todo:
         study.enqueue_trial({}, user_attrs=attrs)
     return len(todo)
