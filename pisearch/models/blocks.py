@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -10,8 +11,20 @@ def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
 
 
+class Conv1x1(nn.Conv2d):
+    """A 1×1 convolution whose stride is taken by subsampling first (the same function and parameters).
+
+    oneDNN 3.12 (torch 2.14.1) corrupts the heap in the backward pass of a strided 1×1 convolution on
+    channels_last input with fewer than 8 input channels on AVX2-only CPUs; a stride-1 convolution of the
+    subsampled input computes the same values without that kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sh, sw = self.stride
+        return F.conv2d(x[:, :, ::sh, ::sw], self.weight, self.bias)
+
+
 def conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False)
+    return Conv1x1(c_in, c_out, 1, stride, 0, bias=False)
 
 
 def _downsample(c_in: int, c_out: int, stride: int) -> nn.Module | None:
