@@ -129,7 +129,7 @@ def test_dashboard_with_no_complete_trial(tmp_path):
 
 
 def test_source_errors(tmp_path):
-    with pytest.raises(UserError, match="not a run folder"):
+    with pytest.raises(UserError, match="no such run folder"):
         load_dashboard_data(tmp_path / "nope")
     with pytest.raises(UserError, match="no study.db"):
         load_dashboard_data(tmp_path)

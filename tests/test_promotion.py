@@ -161,13 +161,13 @@ def test_a_parent_enqueued_twice_at_once_trains_once(tmp_path):
 
     config, space = load_study_config(write_study(tmp_path, n_trials=1))
     prep = prepare_study(config, space, out_dir=tmp_path / "run")
-    study = optuna.create_study(study_name="t@L1", storage=prep.storage, directions=config.directions)
+    study = prep.store.level_study("t", 1, config.directions)
     tiny = resnet((4, 8), (1, 1), resolution=16, num_classes=prep.splits.train.num_classes)
     for _ in range(2):
         study.enqueue_trial({PARENT: 0}, user_attrs={PARENT: 0, "spec": tiny.to_json(), "source": "search"})
     runner = TrialRunner(config, prep.space, prep.splits, config.level_fidelities()[0], str(tmp_path / "run"),
                          level=1)
-    assert train_waiting(runner, study) == 1
+    assert train_waiting(runner, prep.store, study) == 1
     states = [t.state.name for t in study.trials]
     assert states == ["COMPLETE", "PRUNED"]
     assert "duplicate promotion of trial 0: level trial 0 has it" in study.trials[1].user_attrs["reason"]
@@ -176,7 +176,7 @@ def test_a_parent_enqueued_twice_at_once_trains_once(tmp_path):
         study.enqueue_trial({PARENT: 1}, user_attrs={PARENT: 1, "spec": tiny.to_json(), "source": "search"})
     elsewhere = study.ask()  # another worker took trial 2 and is training it
     assert elsewhere.number == 2
-    assert train_waiting(runner, study) == 0
+    assert train_waiting(runner, prep.store, study) == 0
     assert study.trials[3].state.name == "PRUNED" and "level trial 2 has it" in study.trials[3].user_attrs["reason"]
 
 

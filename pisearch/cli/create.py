@@ -9,7 +9,6 @@ import typer
 from pisearch.cli.app import app
 from pisearch.study import load_study_config
 from pisearch.study.runner import prepare_study
-from pisearch.study.storage import display_url
 
 
 @app.command()
@@ -24,6 +23,6 @@ def create(
     config, space_path = load_study_config(study_file)
     prep = prepare_study(config, space_path, n_trials=n_trials, storage=storage, out_dir=out)
     waiting = len(prep.study.get_trials(deepcopy=False))
-    url = display_url(prep.storage)
+    url = prep.store.location.label
     print(f"study {config.name!r} in {url}: {prep.total} trials planned, {waiting} already stored or queued; "
           f"join with:\n  pisearch worker --storage '{url}' --study {config.name}")

@@ -10,22 +10,23 @@ import typer
 
 from pisearch.cli.app import app
 from pisearch.errors import UserError
-from pisearch.study.dashboard_data import resolve_source, write_dashboard
-from pisearch.study.storage import JOURNAL, display_url
+from pisearch.study.dashboard_data import write_dashboard
+from pisearch.study.store import Location, locate_existing
 
 INSTALL_HINT = "pip install optuna-dashboard"
 
 
-def serve_optuna_dashboard(storage: str, port: int) -> None:
+def serve_optuna_dashboard(location: Location, port: int) -> None:
     """Run ``optuna-dashboard STORAGE`` on localhost:``port`` in the foreground until it exits or Ctrl-C (a journal
     storage is passed as its file path, the form optuna-dashboard reads)."""
     exe = shutil.which("optuna-dashboard")
     if exe is None:
         raise UserError(f"--serve: optuna-dashboard is not installed ({INSTALL_HINT}); the HTML dashboard above "
                         f"needs nothing else")
-    typer.echo(f"optuna-dashboard on http://127.0.0.1:{port}/ (storage {display_url(storage)}; Ctrl-C stops it)")
+    typer.echo(f"optuna-dashboard on http://127.0.0.1:{port}/ (storage {location.label}; Ctrl-C stops it)")
+    storage = str(location.path) if location.kind == "journal" else location.url
     try:
-        subprocess.run([exe, storage.removeprefix(JOURNAL), "--host", "127.0.0.1", "--port", str(port)], check=False)
+        subprocess.run([exe, storage, "--host", "127.0.0.1", "--port", str(port)], check=False)
     except KeyboardInterrupt:
         typer.echo("optuna-dashboard stopped")
 
@@ -44,4 +45,4 @@ def dashboard(
     path = write_dashboard(source, study, out)
     typer.echo(f"dashboard: {path} (open file://{path.resolve().as_posix()})")
     if serve:
-        serve_optuna_dashboard(resolve_source(source)[0], port)
+        serve_optuna_dashboard(locate_existing(source), port)

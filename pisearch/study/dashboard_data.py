@@ -14,13 +14,9 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from pisearch.errors import UserError
 from pisearch.report.dashboard import dashboard_html
-from pisearch.study.records import all_levels, level_count, pick_study, write_atomic
-from pisearch.study.storage import JOURNAL, display_url, open_storage
-
-SQLITE = "sqlite:///"
-
+from pisearch.study.records import write_atomic
+from pisearch.study.store import read_study
 
 
 @dataclass(frozen=True)
@@ -33,43 +29,6 @@ class DashboardData:
     facts: dict[str, str]
     run_dir: Path | None
     export_command: str
-
-
-def resolve_source(source: str | Path) -> tuple[str, Path | None]:
-    """``(storage URL, run folder)`` for a run folder (its ``study.db``), a ``.db`` (SQLite) or ``.log`` (journal)
-    file, or a storage URL; a file storage's run folder is the file's folder, a server storage has none."""
-    text = str(source)
-    for prefix in (SQLITE, JOURNAL):
-        if text.startswith(prefix):
-            path = Path(text.removeprefix(prefix))
-            if not path.is_file():
-                raise UserError(f"{text}: no such storage file")
-            return text, path.parent
-    if "://" in text:
-        return text, None
-    path = Path(text)
-    if path.is_dir():
-        if not (path / "study.db").is_file():
-            raise UserError(f"{text}: no study.db in this run folder (a run on another storage: pass its URL and "
-                            f"--study)")
-        path = path / "study.db"
-    if not path.is_file() or path.suffix not in (".db", ".log"):
-        raise UserError(f"{text}: not a run folder, a .db or .log storage file, or a storage URL")
-    return (f"{SQLITE}{path.as_posix()}" if path.suffix == ".db" else str(path)), path.parent
-
-
-def open_stored_study(storage: str, name: str | None) -> tuple[optuna.Study, pd.DataFrame]:
-    """Study ``name`` in ``storage`` (when None: the only study there, fidelity-level studies aside) and its
-    trials at every fidelity level present (level studies ``<name>@L<L>``; :func:`records.all_levels`)."""
-    store = open_storage(storage, heartbeat=False)
-    shown = display_url(storage)
-    try:
-        names = [s.study_name for s in store.get_all_studies()]
-    except Exception as err:  # storages raise driver-specific errors for unreadable or corrupted databases
-        raise UserError(f"storage {shown}: cannot read ({type(err).__name__}: {str(err).splitlines()[0]})") from None
-    name = pick_study(f"storage {shown}", names, name)
-    study = optuna.load_study(study_name=name, storage=store)
-    return study, all_levels(study, store, level_count(names, name))
 
 
 def _literal(text: str) -> str:
@@ -92,7 +51,7 @@ def _counts(series: pd.Series, always: tuple[str, ...] = ()) -> str:
     return ", ".join(f"{int(counts.get(s, 0))} {str(s).lower()}" for s in names)
 
 
-def study_facts(study: optuna.Study, trials: pd.DataFrame, storage: str) -> dict[str, str]:
+def study_facts(study: optuna.Study, trials: pd.DataFrame, storage_label: str) -> dict[str, str]:
     """Study, storage (password masked), dataset, fidelity, measurements per fidelity level, sampler, objectives,
     level-0 trials by state and by source, wall time (first trial start to last trial end, every level) and the
     summed training time."""
@@ -101,7 +60,7 @@ def study_facts(study: optuna.Study, trials: pd.DataFrame, storage: str) -> dict
     dataset = config.get("dataset", {})
     sampler = config.get("sampler", {})
     names = config.get("objectives") or [f"objective {i}" for i in range(len(study.directions))]
-    facts = {"study": study.study_name, "storage": display_url(storage)}
+    facts = {"study": study.study_name, "storage": storage_label}
     facts["dataset"] = dataset.get("name", unknown) + (f", {dataset['resolution']}² px" if dataset.get("resolution")
                                                        else "")
     facts["fidelity"] = ", ".join(f"{k}={v}" for k, v in sorted(config.get("fidelity", {}).items())) or unknown
@@ -131,14 +90,14 @@ def study_facts(study: optuna.Study, trials: pd.DataFrame, storage: str) -> dict
 def load_dashboard_data(source: str | Path, study: str | None = None) -> DashboardData:
     """Trials (every fidelity level) and facts of a study, from a run folder, a storage file or a storage URL
     (``study`` names the study when the storage holds several). Passwords in URLs are masked in what it returns."""
-    storage, run_dir = resolve_source(source)
-    loaded, trials = open_stored_study(storage, study)
-    target = _literal(display_url(str(source)))
+    stored = read_study(str(source), study)
+    run_dir, label = stored.location.run_dir, stored.location.label
+    target = _literal(label)
     if study is not None or run_dir is None:
-        target += f" --study {_literal(loaded.study_name)}"
+        target += f" --study {_literal(stored.study.study_name)}"
     exports = _literal(str(run_dir / "exports")) if run_dir is not None else "exports"
     command = f"pisearch export {target} --trial {{trial}} -o {exports}/trial{{trial}}"
-    return DashboardData(trials, study_facts(loaded, trials, storage), run_dir, command)
+    return DashboardData(stored.trials, study_facts(stored.study, stored.trials, label), run_dir, command)
 
 
 def write_dashboard(run_dir_or_url: str | Path, study: str | None = None, out: str | Path | None = None) -> Path:

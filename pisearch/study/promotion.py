@@ -30,10 +30,8 @@ from pisearch.report.compare import measured
 from pisearch.study.artifacts import WEIGHTS_ATTR
 from pisearch.study.config import OBJECTIVES
 from pisearch.study.objective import CANDIDATE_ATTRS, WARM_WEIGHTS, TrialDiverged, TrialRunner, holds_result
-from pisearch.study.records import level_frame, level_name
-from pisearch.study.storage import fail_stale_trials
+from pisearch.study.store import PARENT, Store
 
-PARENT = "parent"
 Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 PROMOTED_SOURCES = ("search", "rule", "net")  # proxy-trained candidates (linearized trials are not re-trained)
 
@@ -50,14 +48,13 @@ def band_parents(level_rows: pd.DataFrame, objectives: list[str], epsilon: float
     return sorted(int(n) for n in ok.loc[mask, "number"])
 
 
-def enqueue_band(runner: TrialRunner, storage: str, name: str, level: int, epsilon: float,
+def enqueue_band(runner: TrialRunner, store: Store, name: str, level: int, epsilon: float,
                  directions: list[str]) -> tuple[optuna.Study, int]:
     """Open (or create) the study of ``level`` and enqueue each parent of the band of level ``level − 1`` that
     no level trial holds yet (:func:`holds_result`); with ``runner.warm_epochs`` set, each carries its
     weights at the level below. Returns the level study and how many trials were enqueued."""
-    below = measured(level_frame(storage, name, level - 1))
-    study = optuna.create_study(study_name=level_name(name, level), storage=storage, directions=directions,
-                                sampler=optuna.samplers.RandomSampler(), load_if_exists=True)
+    below = measured(store.level_frame(name, level - 1))
+    study = store.level_study(name, level, directions)
     held = {t.user_attrs.get(PARENT) for t in study.get_trials(deepcopy=False) if holds_result(t)}
     added = 0
     for parent in band_parents(below, runner.config.objectives, epsilon) if len(below) else []:
@@ -72,7 +69,7 @@ def enqueue_band(runner: TrialRunner, storage: str, name: str, level: int, epsil
     return study, added
 
 
-def train_waiting(runner: TrialRunner, study: optuna.Study, callbacks: Sequence[Callback] = (),
+def train_waiting(runner: TrialRunner, store: Store, study: optuna.Study, callbacks: Sequence[Callback] = (),
                   wait_s: float | None = None) -> int:
     """Train the waiting promotions of a level ``study`` with ``runner`` (whose fidelity and ``level`` are that
     level's) through ``study.optimize`` (so server storages send heartbeats, and a dead worker's promotion is
@@ -103,7 +100,7 @@ def train_waiting(runner: TrialRunner, study: optuna.Study, callbacks: Sequence[
             study.optimize(objective, n_trials=waiting, catch=(TrialDiverged,), callbacks=list(callbacks))
         elif wait_s is not None and study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             time.sleep(wait_s)
-            fail_stale_trials(study)
+            store.fail_stale(study)
         else:
             return ran
 

@@ -22,9 +22,9 @@ from pisearch.study.config import StudyConfig
 from pisearch.study.dashboard_data import write_dashboard
 from pisearch.study.linearize_stage import linearize_front
 from pisearch.study.objective import CANDIDATE_ATTRS, WARM_WEIGHTS, TrialDiverged, TrialRunner, holds_result
-from pisearch.study.promotion import PARENT, Callback, enqueue_band, train_waiting
-from pisearch.study.records import pick_study, write_reports
-from pisearch.study.storage import display_url, fail_stale_trials, is_server_url, open_storage
+from pisearch.study.promotion import Callback, enqueue_band, train_waiting
+from pisearch.study.records import write_reports
+from pisearch.study.store import PARENT, Store, default_location, read_study
 
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 TAKEN = (*FINISHED, TrialState.RUNNING)  # trials that hold one of the study's n_trials slots
@@ -35,10 +35,6 @@ WAIT_POLL_S = 2.0  # a worker without a free slot looks this often whether the o
 # Keys of the study file that may change between runs of one study (everything else must match on resume).
 RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights", "linearize",
                   "promotion")  # promotion settings apply to the promotions not made yet
-
-
-def default_storage(out_dir: Path) -> str:
-    return f"sqlite:///{(out_dir / 'study.db').as_posix()}"
 
 
 def make_sampler(config: StudyConfig, space: SearchSpace, worker_id: int = 0) -> optuna.samplers.BaseSampler:
@@ -66,24 +62,18 @@ def _pairs(old: dict, new: dict):
     return ((k, (old.get(k), new.get(k))) for k in set(old) | set(new) if k not in RESUMABLE_KEYS)
 
 
-def study_storage(config: StudyConfig, url: str) -> optuna.storages.BaseStorage:
-    """The storage at ``url``, with the study file's heartbeat settings (used by PostgreSQL/MySQL URLs)."""
-    return open_storage(url, heartbeat_interval_s=config.storage.heartbeat_interval_s,
-                        grace_period_s=config.storage.grace_period_s)
+def open_store(config: StudyConfig, url: str) -> Store:
+    """The storage at ``url`` opened for running the study: the study file's heartbeat settings (servers), and
+    trials whose process died re-queued with the attrs that name their candidate."""
+    return Store.open(url, keep_attrs=REQUEUED_ATTRS, heartbeat_interval_s=config.storage.heartbeat_interval_s,
+                      grace_period_s=config.storage.grace_period_s)
 
 
-def open_study(config: StudyConfig, space: SearchSpace, storage: str, worker_id: int = 0) -> optuna.Study:
-    """Create the study in the storage at URL ``storage`` or load it; a stored study with another configuration
-    is a name clash. A new study stores the config and the validated space as the user attrs ``config`` and
-    ``space`` (JSON), so a worker needs nothing but the storage URL and the study name."""
-    try:
-        study = optuna.create_study(
-            study_name=config.name, storage=study_storage(config, storage), directions=config.directions,
-            sampler=make_sampler(config, space, worker_id), load_if_exists=True,
-        )
-    except (optuna.exceptions.StorageInternalError, ValueError) as err:
-        raise UserError(f"study {config.name!r}: cannot open it in its storage ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0]})") from None
+def open_study(config: StudyConfig, space: SearchSpace, store: Store, worker_id: int = 0) -> optuna.Study:
+    """Create the study in ``store`` or load it; a stored study with another configuration is a name clash. A
+    new study stores the config and the validated space as the user attrs ``config`` and ``space`` (JSON), so a
+    worker needs nothing but the storage URL and the study name."""
+    study = store.create(config.name, config.directions, make_sampler(config, space, worker_id))
     identity = json.dumps(_config_identity(config, space), sort_keys=True)
     stored = study.user_attrs.get("config_identity")
     if stored is None:
@@ -91,24 +81,12 @@ def open_study(config: StudyConfig, space: SearchSpace, storage: str, worker_id:
         study.set_user_attr("config", json.dumps(config.model_dump(mode="json"), sort_keys=True))
         study.set_user_attr("space", json.dumps(space.to_dict(), sort_keys=True))
     elif diff := sorted(k for k, (o, n) in _pairs(json.loads(stored), json.loads(identity)) if o != n):
-        raise UserError(f"study name clash: storage {display_url(storage)} already holds a study {config.name!r} "
+        raise UserError(f"study name clash: storage {store.location.label} already holds a study {config.name!r} "
                         f"with a different configuration (differs in: {', '.join(diff)}); rename the study or use "
                         f"another storage")
     if [d.name.lower() for d in study.directions] != config.directions:
         raise UserError(f"study name clash: stored study {config.name!r} has other objective directions")
     return study
-
-
-def requeue_stale(study: optuna.Study) -> int:
-    """Mark RUNNING trials left by a dead single-process run as FAIL and enqueue them again (same spec and
-    source); returns how many. Only for storages without heartbeats (SQLite, journal file)."""
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for t in stale:
-        study._storage.set_trial_user_attr(t._trial_id, "reason", "interrupted: process ended mid-trial; re-queued")
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        attrs = {k: t.user_attrs[k] for k in REQUEUED_ATTRS if k in t.user_attrs}
-        study.enqueue_trial(t.system_attrs.get("fixed_params", t.params), user_attrs=attrs)
-    return len(stale)
 
 
 def baseline_trials(config: StudyConfig, num_classes: int, in_channels: int, resolution: int) -> list[dict]:
@@ -197,7 +175,7 @@ class PreparedStudy:
     config: StudyConfig
     space: SearchSpace
     splits: Splits
-    storage: str
+    store: Store
     out_dir: Path
     total: int
 
@@ -217,30 +195,26 @@ def prepare_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_tri
                           split_seed=config.dataset.split_seed, download=config.dataset.download)
     baselines = baseline_trials(config, splits.train.num_classes, splits.train.x.shape[1], resolution)
     out_dir = Path(out_dir) if out_dir else Path("runs") / config.name
-    storage = storage or config.storage.url
-    if storage is None:  # the default SQLite file lives in the run folder
+    url = storage or config.storage.url
+    if url is None:  # the default SQLite file lives in the run folder
         out_dir.mkdir(parents=True, exist_ok=True)
-        storage = default_storage(out_dir)
+        url = default_location(out_dir).url
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(config, space, storage, worker_id)
-    if storage.startswith("sqlite"):
-        requeue_stale(study)
+    store = open_store(config, url)
+    study = open_study(config, space, store, worker_id)
+    if store.location.kind == "sqlite":
+        store.requeue_dead(study, REQUEUED_ATTRS)
     enqueue_baselines(study, baselines)
     total = n_trials or config.n_trials
     study.set_user_attr("n_trials", total)
-    return PreparedStudy(study, config, space, splits, storage, out_dir, total)
+    return PreparedStudy(study, config, space, splits, store, out_dir, total)
 
 
 def load_stored_study(storage: str, name: str) -> tuple[StudyConfig, SearchSpace, int]:
     """The config, search space and total (``n_trials``) of study ``name`` as ``pisearch run`` or ``pisearch
     create`` stored them in ``storage``: all that a worker on another machine needs."""
-    store = open_storage(storage, heartbeat=False)
-    source = f"storage {display_url(storage)}"
-    try:
-        attrs = store.get_study_user_attrs(store.get_study_id_from_name(name))
-    except KeyError:
-        pick_study(source, [s.study_name for s in store.get_all_studies()], name)  # raises, listing the studies
-        raise
+    stored = read_study(storage, name)
+    attrs, source = stored.user_attrs, f"storage {stored.location.label}"
     if "config" not in attrs or "space" not in attrs:
         raise UserError(f"{source}: study {name!r} has no stored config (create it with pisearch create or "
                         f"pisearch run)")
@@ -249,24 +223,24 @@ def load_stored_study(storage: str, name: str) -> tuple[StudyConfig, SearchSpace
     return config, space, int(attrs.get("n_trials", config.n_trials))
 
 
-def promote_level(runner: TrialRunner, store: optuna.storages.BaseStorage, url: str, config: StudyConfig,
-                  on_trial: Callback, progress: bool) -> None:
+def promote_level(runner: TrialRunner, store: Store, config: StudyConfig, on_trial: Callback,
+                  progress: bool) -> None:
     """Promote the band of level ``runner.level − 1`` to ``runner.level`` and train it, until no band parent is
     left without a level trial holding it (a promotion another worker dropped is taken over). SQLite: promotions
     left RUNNING by a dead run are re-queued; server storages: wait for other workers' promotions to end."""
-    server = is_server_url(url)
+    server = store.location.heartbeats
     wait_s = min(WAIT_POLL_S, config.storage.heartbeat_interval_s) if server else None
     while True:
         level_study, added = enqueue_band(runner, store, config.name, runner.level, config.promotion.epsilon,
                                           config.directions)
-        if url.startswith("sqlite"):
-            added += requeue_stale(level_study)
+        if store.location.kind == "sqlite":
+            added += store.requeue_dead(level_study, REQUEUED_ATTRS)
         waiting = count_trials(level_study, WAITING)
         if not (added or waiting or (server and count_trials(level_study, (TrialState.RUNNING,)))):
             return
         bar = _Progress(waiting, 0, progress, f"level {runner.level}")
         try:
-            train_waiting(runner, level_study, [on_trial, bar], wait_s=wait_s)
+            train_waiting(runner, store, level_study, [on_trial, bar], wait_s=wait_s)
         finally:
             bar.close()
 
@@ -299,11 +273,10 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
         trial.set_user_attr("worker", worker_id)
         return runner(trial)
 
-    store = open_storage(prep.storage, heartbeat_interval_s=config.storage.heartbeat_interval_s,
-                         grace_period_s=config.storage.grace_period_s)
+    store = prep.store
 
     def write(study: optuna.Study, _trial: optuna.trial.FrozenTrial | None = None) -> pd.DataFrame:
-        return write_reports(study, out_dir, config.objectives, storage=store, levels=len(fidelities))
+        return write_reports(store, study, out_dir, config.objectives)
 
     deadline = None if timeout_s is None else time.perf_counter() + timeout_s
     try:
@@ -317,9 +290,9 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
                     objective, n_trials=total - taken, timeout=left, catch=(TrialDiverged,),
                     callbacks=[optuna.study.MaxTrialsCallback(total, states=TAKEN), write, bar],
                 )
-            elif is_server_url(prep.storage):  # the last trials run elsewhere: wait until they end or go stale
+            elif store.location.heartbeats:  # the last trials run elsewhere: wait until they end or go stale
                 time.sleep(min(WAIT_POLL_S, config.storage.heartbeat_interval_s))
-                fail_stale_trials(study)
+                store.fail_stale(study)
             else:
                 break
         if count_slots(study, FINISHED) >= total:  # the round is complete: promote it level by level
@@ -327,12 +300,12 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
                 warm = fidelities[level - 1].epochs if config.promotion.warm_start else None
                 level_runner = TrialRunner(config, prep.space, prep.splits, fidelity, str(out_dir), level=level,
                                            warm_epochs=warm)
-                promote_level(level_runner, store, prep.storage, config, lambda *_: write(study), progress)
+                promote_level(level_runner, store, config, lambda *_: write(study), progress)
             if config.linearize is not None and worker_id == 0:
                 linearize_front(study, config, write(study), prep.splits, fidelities[0], str(out_dir))
     finally:
         bar.close()
         frame = write(study)
     if config.dashboard:
-        write_dashboard(prep.storage, study=config.name, out=out_dir / "dashboard.html")
+        write_dashboard(store.location.url, study=config.name, out=out_dir / "dashboard.html")
     return RunResult(study, out_dir, frame, time.perf_counter() - start)

@@ -8,15 +8,11 @@ scalar ReLU evaluations per single-image inference. Accuracy is validation top-1
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import optuna
 import pandas as pd
-import sqlalchemy
 import torch
 from optuna.artifacts.exceptions import ArtifactNotFound
 from torch import nn
@@ -29,13 +25,8 @@ from pisearch.spec import ArchSpec
 from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights
 from pisearch.study.config import StudyConfig
 from pisearch.study.objective import WARM_EPOCHS
-from pisearch.study.records import all_levels, level_count, pick_study
+from pisearch.study.store import read_study
 from pisearch.train import Fidelity, seeded_build, train_proxy
-
-# What opening or reading a broken storage raises: SQLAlchemy errors (corrupted or non-database file, missing
-# tables), a missing driver (ImportError), an incompatible schema version (RuntimeError), a malformed URL.
-STORAGE_ERRORS = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ImportError, RuntimeError,
-                  ValueError)
 
 
 @dataclass(frozen=True)
@@ -53,59 +44,16 @@ class Run:
 
 
 def open_run(target: str, study_name: str | None = None) -> Run:
-    """Open a run folder (``runs/<name>``, holding ``study.db``), a SQLite file or a storage URL without writing
-    to it (SQLite is opened in read-only mode). A missing or corrupted storage, an unknown study or a study not
-    made by ``pisearch run`` raises a one-line :class:`UserError`."""
-    url, label, run_dir = _storage_url(target)
-    with _reading(label):
-        storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
-        names = optuna.get_all_study_names(storage)
-    name = pick_study(label, names, study_name)
-    with _reading(label):
-        study = optuna.load_study(study_name=name, storage=storage)
-        trials = all_levels(study, storage, level_count(names, name))
-    stored = study.user_attrs.get("config")
-    if stored is None:
+    """Open a run folder (``runs/<name>``, holding ``study.db``), a storage file or a storage URL without writing
+    to it (:func:`~pisearch.study.store.read_study`). A missing or corrupted storage, an unknown study or a study
+    not made by ``pisearch run`` raises a one-line :class:`UserError`."""
+    stored = read_study(target, study_name)
+    label, name = stored.location.label, stored.study.study_name
+    text = stored.user_attrs.get("config")
+    if text is None:
         raise UserError(f"{label}: study {name!r} has no stored study file (not made by `pisearch run`)")
-    config = validate(StudyConfig, json.loads(stored), f"{label} (study {name!r} config)")
-    return Run(study, trials, config, label, run_dir)
-
-
-@contextmanager
-def _reading(label: str) -> Iterator[None]:
-    """Turn any failure of the storage (corrupted file, missing tables, driver, schema version) into one line."""
-    try:
-        yield
-    except STORAGE_ERRORS as err:
-        first = (str(err).splitlines() or [""])[0]
-        raise UserError(f"{label}: cannot read the study storage ({type(err).__name__}: {first})") from None
-
-
-def _storage_url(target: str) -> tuple[str, str, Path | None]:
-    """(URL to open, label for messages, run folder) for a run folder, a SQLite file or a storage URL."""
-    if "://" not in target:
-        path = Path(target)
-        db = path / "study.db" if path.is_dir() else path
-        if not path.exists():
-            raise UserError(f"{target}: no such run folder")
-        if not db.is_file():
-            raise UserError(f"{target}: not a run folder (no study.db in it)")
-        return _read_only(db), target, db.parent
-    try:
-        url = sqlalchemy.engine.make_url(target)
-    except sqlalchemy.exc.ArgumentError:
-        raise UserError(f"{target}: neither a run folder nor a storage URL") from None
-    label = url.render_as_string(hide_password=True)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        db = Path(url.database)
-        if not db.is_file():
-            raise UserError(f"{label}: no such SQLite file {db}")
-        return _read_only(db), label, db.parent
-    return target, label, None
-
-
-def _read_only(db: Path) -> str:
-    return f"sqlite:///file:{quote(str(db.resolve()))}?mode=ro&uri=true"
+    config = validate(StudyConfig, json.loads(text), f"{label} (study {name!r} config)")
+    return Run(stored.study, stored.trials, config, label, stored.location.run_dir)
 
 
 def eligible(trials: pd.DataFrame) -> pd.DataFrame:

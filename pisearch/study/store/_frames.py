@@ -1,0 +1,89 @@
+"""Trials tables from studies, and the per-level studies of multi-fidelity promotion.
+
+Level 0 is the study itself; level L ≥ 1 of study ``<name>`` lives in the study ``<name>@L<L>`` of the same storage,
+whose trials carry the user attr ``parent`` (the level-0 trial number they re-measure).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import optuna
+import pandas as pd
+
+# Column order of trials.csv; user attrs not listed here follow, then the spec JSON last.
+COLUMNS = [
+    "number", "state", "source", "label", "budget", "level", "accuracy", "relus", "relus_b", "polys", "macs",
+    "params", "latency_ms", "comm_mb", "feasible", "reason", "summary", "spec_hash", "train_seconds",
+    "images_per_second", "retried", "reused_from", "fidelity", "datetime_start", "datetime_complete", "duration_s",
+    "optuna_params",
+]
+RETRY_OF = "retry_of"  # user attr of a trial re-queued for a dead one: the dead trial's number
+PARENT = "parent"      # user attr (and fixed param) of a level trial: the level-0 trial it re-measures
+LEVEL_SUFFIX = re.compile(r"@L(\d+)$")
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: state, user attrs (source, metrics, spec, fidelity …) and timing. A trial that died
+    mid-run and was re-queued gets the reason ``interrupted … re-run as trial K`` unless it has one."""
+    rows = []
+    trials = study.get_trials(deepcopy=False)
+    reruns = {t.user_attrs[RETRY_OF]: t.number for t in trials if RETRY_OF in t.user_attrs}
+    for t in trials:
+        row = {
+            "number": t.number,
+            "state": t.state.name,
+            "datetime_start": t.datetime_start,
+            "datetime_complete": t.datetime_complete,
+            "duration_s": t.duration.total_seconds() if t.duration else None,
+            "optuna_params": json.dumps(t.params, sort_keys=True),
+        }
+        for key, value in t.user_attrs.items():
+            row[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
+        if t.number in reruns and row.get("reason") is None:
+            row["reason"] = f"interrupted (its process ended mid-trial); re-run as trial {reruns[t.number]}"
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    for col in COLUMNS + ["spec"]:
+        if col not in df:
+            df[col] = pd.NA
+    extra = [c for c in df.columns if c not in COLUMNS and c != "spec"]
+    return df[COLUMNS + extra + ["spec"]]
+
+
+def empty_frame() -> pd.DataFrame:
+    return pd.DataFrame(columns=COLUMNS + ["spec"])
+
+
+def level_name(name: str, level: int) -> str:
+    """Study name of fidelity ``level`` of study ``name`` (level 0 is the study itself)."""
+    return name if level == 0 else f"{name}@L{level}"
+
+
+def base_names(names: list[str]) -> list[str]:
+    """Study names that are not fidelity-level studies."""
+    return [n for n in names if not LEVEL_SUFFIX.search(n)]
+
+
+def level_count(names: list[str], name: str) -> int:
+    """How many fidelity levels study ``name`` has in a storage holding ``names`` (1 = level 0 only)."""
+    levels = [int(m.group(1)) for n in names if (m := LEVEL_SUFFIX.search(n)) and n[:m.start()] == name]
+    return 1 + max(levels, default=0)
+
+
+def level_rows(study: optuna.Study, level: int) -> pd.DataFrame:
+    """Rows measured at ``level`` by ``study`` (the level's study): level 0 as it is (a missing level read as 0);
+    a level study's promotions with ``number`` = their parent's level-0 trial number and ``level_trial`` = the
+    trial's number in the level study."""
+    df = trials_frame(study)
+    if level == 0:
+        return df.assign(level=df["level"].fillna(0))
+    df = df[df[PARENT].notna()] if PARENT in df else df.iloc[0:0]
+    return df.assign(level_trial=df["number"], number=df[PARENT].astype(int), level=level)
+
+
+def concat_levels(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """One table of the levels' rows (the first frame's columns when every frame is empty)."""
+    filled = [f for f in frames if len(f)]  # concat warns on empty frames
+    return pd.concat(filled, ignore_index=True) if len(filled) > 1 else (filled or frames)[0]

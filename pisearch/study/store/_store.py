@@ -1,0 +1,215 @@
+"""An opened storage: studies by name and fidelity level, their trials tables, and trials whose process died."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import optuna
+import pandas as pd
+import sqlalchemy.exc
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from pisearch.errors import UserError
+from pisearch.study.store._frames import (
+    RETRY_OF, base_names, concat_levels, empty_frame, level_count, level_name, level_rows,
+)
+from pisearch.study.store._location import Location, locate, locate_existing
+
+CONNECT_TIMEOUT_S = 10  # an unreachable server is reported after this long instead of hanging
+# What reading a broken storage raises: SQLAlchemy errors (corrupted or non-database file, missing tables), an
+# incompatible schema version (RuntimeError), a malformed URL (ValueError), an unreadable file (OSError).
+READ_ERRORS = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, RuntimeError, ValueError,
+               OSError)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(getattr(err, "orig", None) or err).strip().splitlines() or [""])[0]
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial, keep: Sequence[str]) -> None:
+    """Enqueue ``trial`` again: its fixed params, the user attrs named in ``keep`` (what names its candidate) and
+    ``retry_of`` = its number. Nothing of the dead attempt (its reason, timings, partial results) is carried."""
+    attrs = {k: trial.user_attrs[k] for k in keep if k in trial.user_attrs}
+    study.enqueue_trial(trial.system_attrs.get("fixed_params", trial.params), user_attrs={**attrs, RETRY_OF: trial.number})
+
+
+@dataclass(frozen=True)
+class RetryStaleOnce:
+    """Heartbeat callback of server storages: a trial whose worker stopped sending heartbeats (Optuna has failed
+    it) is enqueued again once (:func:`requeue`); a retry that goes stale too is not."""
+
+    keep: tuple[str, ...]
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if RETRY_OF not in trial.user_attrs:
+            requeue(study, trial, self.keep)
+
+
+class Store:
+    """One Optuna storage, opened once: its :class:`Location` and Optuna's storage object. Open it with
+    :meth:`open` (to create or run studies) or :meth:`read` (dashboards, exports: SQLite read-only)."""
+
+    def __init__(self, location: Location, storage: BaseStorage) -> None:
+        self.location = location
+        self.storage = storage
+
+    @classmethod
+    def open(cls, url: str, *, keep_attrs: tuple[str, ...] = (), heartbeat_interval_s: int = 60,
+             grace_period_s: int = 120) -> Store:
+        """Open the storage at ``url`` for writing (kinds: :mod:`pisearch.study.store`). On a server, a trial
+        without a heartbeat for ``grace_period_s`` seconds (heartbeats every ``heartbeat_interval_s``) is failed
+        and re-queued once with its ``keep_attrs``. A URL that cannot be opened raises a one-line UserError."""
+        location = locate(url)
+        retry = RetryStaleOnce(keep_attrs)
+        with _opening(location):
+            if location.kind == "journal":
+                return cls(location, JournalStorage(JournalFileBackend(str(location.path))))
+            if location.kind == "sqlite":
+                return cls(location, RDBStorage(url))
+            return cls(location, RDBStorage(url, engine_kwargs={"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}},
+                                            heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s,
+                                            heartbeat_stale_trial_callback=retry))
+
+    @classmethod
+    def read(cls, target: str) -> Store:
+        """Open an existing storage for reading: a run folder, a storage file or a URL
+        (:func:`~pisearch.study.store.locate_existing`); a SQLite file is opened read-only."""
+        location = locate_existing(target)
+        with _opening(location), reading(location.label):
+            if location.kind == "journal":
+                return cls(location, JournalStorage(JournalFileBackend(str(location.path))))
+            kwargs = {} if location.kind == "sqlite" else {
+                "engine_kwargs": {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}}
+            return cls(location, RDBStorage(location.reader_url(), skip_table_creation=True, **kwargs))
+
+    # ---- studies -------------------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        """Every study name in the storage, fidelity-level studies included."""
+        with reading(self.location.label):
+            return [s.study_name for s in self.storage.get_all_studies()]
+
+    def pick(self, wanted: str | None) -> str:
+        """The study to open (fidelity-level studies aside): ``wanted``, or the only one; anything else raises a
+        one-line :class:`UserError` that lists the studies."""
+        bases = base_names(self.names())
+        label = self.location.label
+        if wanted is None and len(bases) == 1:
+            return bases[0]
+        if wanted is None:
+            raise UserError(f"{label}: holds {len(bases)} studies ({', '.join(bases) or 'none'}); name one with "
+                            "--study")
+        if wanted not in bases:
+            raise UserError(f"{label}: no study {wanted!r} (it holds: {', '.join(bases) or 'none'})")
+        return wanted
+
+    def load(self, name: str, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+        """Study ``name`` (which must exist)."""
+        with reading(self.location.label):
+            return optuna.load_study(study_name=name, storage=self.storage, sampler=sampler)
+
+    def create(self, name: str, directions: list[str], sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+        """Study ``name`` with ``directions``, created unless it exists (then loaded with ``sampler``)."""
+        try:
+            return optuna.create_study(study_name=name, storage=self.storage, directions=directions, sampler=sampler,
+                                       load_if_exists=True)
+        except (optuna.exceptions.StorageInternalError, ValueError) as err:
+            raise UserError(f"study {name!r}: cannot open it in its storage ({type(err).__name__}: "
+                            f"{_first_line(err)})") from None
+
+    def level_study(self, name: str, level: int, directions: list[str]) -> optuna.Study:
+        """The study of fidelity ``level`` ≥ 1 of study ``name`` (created on first use; its trials are enqueued,
+        so its sampler never samples)."""
+        return self.create(level_name(name, level), directions, optuna.samplers.RandomSampler())
+
+    # ---- trials tables -------------------------------------------------------------------------------------
+    def level_frame(self, name: str, level: int) -> pd.DataFrame:
+        """Rows of study ``name`` measured at ``level`` (:func:`level_rows`; empty when the level study does not
+        exist yet)."""
+        with reading(self.location.label):
+            try:
+                study = optuna.load_study(study_name=level_name(name, level), storage=self.storage)
+            except KeyError:
+                return empty_frame()
+            return level_rows(study, level)
+
+    def trials(self, study: optuna.Study) -> pd.DataFrame:
+        """One row per measurement of ``study``: its own trials (level 0), then each higher level's promotions."""
+        levels = level_count(self.names(), study.study_name)
+        with reading(self.location.label):
+            first = level_rows(study, 0)
+        return concat_levels([first] + [self.level_frame(study.study_name, lv) for lv in range(1, levels)])
+
+    # ---- trials whose process died -------------------------------------------------------------------------
+    def fail_stale(self, study: optuna.Study) -> None:
+        """Server storages: fail the trials whose heartbeat is older than the grace period and re-queue them once
+        (workers also do this before each trial they start). Other storages: nothing."""
+        if self.location.heartbeats:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+
+    def requeue_dead(self, study: optuna.Study, keep: Sequence[str]) -> int:
+        """Fail the RUNNING trials of ``study`` and enqueue each again (:func:`requeue`); returns how many. Only
+        for a storage no other process is using (on servers, heartbeats do this)."""
+        dead = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        for t in dead:
+            study.tell(t.number, state=TrialState.FAIL)
+            requeue(study, t, keep)
+        return len(dead)
+
+
+@dataclass(frozen=True)
+class StoredStudy:
+    """A study read from its storage: the study, its trials at every fidelity level, and where it lives."""
+
+    study: optuna.Study
+    trials: pd.DataFrame
+    location: Location
+
+    @property
+    def user_attrs(self) -> dict:
+        return self.study.user_attrs
+
+
+def read_study(target: str, name: str | None = None) -> StoredStudy:
+    """Study ``name`` (None: the only one) of a run folder, storage file or URL, opened without writing, with
+    its trials at every fidelity level. Every failure is one :class:`UserError` line naming the target."""
+    store = Store.read(target)
+    study = store.load(store.pick(name))
+    return StoredStudy(study, store.trials(study), store.location)
+
+
+@contextmanager
+def _opening(location: Location) -> Iterator[None]:
+    """Turn a failure to open a storage (no driver, no server, unwritable file) into one line."""
+    try:
+        with warnings.catch_warnings():  # heartbeats and their callback are flagged experimental in Optuna 5
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            yield
+    except UserError:
+        raise
+    except ImportError as err:
+        raise UserError(f"storage {location.label}: its database driver is not installed ({err.__cause__ or err}); "
+                        "install it with pip install 'pisearch[distributed]' (PostgreSQL) or pip install pymysql "
+                        "(MySQL)") from None
+    except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError) as err:
+        raise UserError(f"storage {location.label}: cannot open it ({type(err).__name__}: {_first_line(err)})"
+                        ) from None
+
+
+@contextmanager
+def reading(label: str) -> Iterator[None]:
+    """Turn any failure to read a storage (corrupted file, missing tables, driver, schema version) into one line."""
+    try:
+        yield
+    except UserError:
+        raise
+    except READ_ERRORS as err:
+        raise UserError(f"{label}: cannot read the study storage ({type(err).__name__}: {_first_line(err)})"
+                        ) from None
