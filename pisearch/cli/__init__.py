@@ -7,6 +7,7 @@ import pkgutil
 import sys
 
 import typer
+from typer._click.exceptions import UsageError  # typer vendors click; its usage errors are of this class
 
 from pisearch.errors import UserError
 
@@ -26,13 +27,13 @@ def main() -> None:
         sys.exit(err.exit_code)
     except typer.Abort:
         sys.exit(1)
-    except Exception as err:  # typer's vendored click raises usage errors of a private class
-        ctx, message = getattr(err, "ctx", None), getattr(err, "format_message", None)
-        if ctx is None or message is None:
+    except UsageError as err:  # a bad option value, a missing argument, an unknown command
+        if err.ctx is None:
             raise
-        if not message():  # no arguments at all: show the help
-            print(ctx.get_help(), file=sys.stderr)
+        if not err.format_message():  # no arguments at all: show the help
+            print(err.ctx.get_help(), file=sys.stderr)
         else:
-            print(f"error: {ctx.command_path}: {message()} (see '{ctx.command_path} --help')", file=sys.stderr)
+            path = err.ctx.command_path
+            print(f"error: {path}: {err.format_message()} (see '{path} --help')", file=sys.stderr)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

@@ -33,10 +33,11 @@ def _first_line(err: BaseException) -> str:
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial, keep: Sequence[str]) -> None:
-    """Enqueue ``trial`` again: its fixed params, the user attrs named in ``keep`` (what names its candidate) and
-    ``retry_of`` = its number. Nothing of the dead attempt (its reason, timings, partial results) is carried."""
+    """Enqueue ``trial`` again: its params, the user attrs named in ``keep`` (what names its candidate: the re-run
+    trains the same candidate) and ``retry_of`` = its number. Nothing of the dead attempt (its reason, timings,
+    partial results) is carried."""
     attrs = {k: trial.user_attrs[k] for k in keep if k in trial.user_attrs}
-    study.enqueue_trial(trial.system_attrs.get("fixed_params", trial.params), user_attrs={**attrs, RETRY_OF: trial.number})
+    study.enqueue_trial(trial.params, user_attrs={**attrs, RETRY_OF: trial.number})
 
 
 @dataclass(frozen=True)
