@@ -8,11 +8,20 @@ from pathlib import Path
 from typing import Any, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pisearch.errors import UserError
 
 M = TypeVar("M", bound=BaseModel)
+UNION_TAG = "|"  # prefix of a tagged union member's tag: not a key, so left out of error key paths
+
+
+class ConfigModel(BaseModel):
+    """The one base of every file format pisearch reads (study, search space, spec JSON, fidelity, linearization
+    settings): an unknown key is refused, a value of another type is not converted (``"16"`` is not 16, ``true``
+    is not 1; an integer is a valid float) and a validated value is frozen."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -74,15 +83,15 @@ def reason(err: Mapping, root: type[BaseModel]) -> str:
     return f"{msg}, got {err['input']!r}"
 
 
-def validate(model: type[M], data: Any, source: str) -> M:
-    """``model.model_validate(data)``; the first error becomes ``UserError("source: key.path: reason")``."""
+def validate(model: type[M], data: Any, source: str, error: type[UserError] = UserError) -> M:
+    """``model.model_validate(data)``; the first problem becomes ``error("source: key.path: reason")``."""
     try:
         return model.model_validate(data)
     except ValidationError as err:
         first, *rest = err.errors()
-        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith(("function-", UNION_TAG))))
         more = f" (and {len(rest)} more problem{'s' if len(rest) > 1 else ''})" if rest else ""
-        raise UserError(f"{source}: {key_path(loc)}: {reason(first, model)}{more}") from None
+        raise error(f"{source}: {key_path(loc)}: {reason(first, model)}{more}") from None
 
 
 def load(model: type[M], path: str | Path) -> M:

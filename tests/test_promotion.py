@@ -84,7 +84,7 @@ def test_warm_start_continues_from_the_level_below(tmp_path):
     row = level1.iloc[0]
     spec = ArchSpec.from_json(row["spec"])
     splits = load_dataset("synthetic", resolution=16, channels=spec.in_channels)
-    fidelity = config.level_fidelities(seed=config.seed)[1]
+    fidelity = config.levels[1]
     model = seeded_build(spec, fidelity)
     model.load_state_dict(fetch_weights(row["warm_start_weights"], tmp_path / "run"))
     result = train_proxy(model, splits.train, splits.val, fidelity.model_copy(update={"epochs": 1}))
@@ -165,7 +165,7 @@ def test_a_parent_enqueued_twice_at_once_trains_once(tmp_path):
     tiny = resnet((4, 8), (1, 1), resolution=16, num_classes=prep.splits.train.num_classes)
     for _ in range(2):
         study.enqueue_trial({PARENT: 0}, user_attrs={PARENT: 0, "spec": tiny.to_json(), "source": "search"})
-    runner = TrialRunner(config, prep.space, prep.splits, config.level_fidelities()[0], str(tmp_path / "run"),
+    runner = TrialRunner(config, prep.space, prep.splits, config.levels[0], str(tmp_path / "run"),
                          level=1)
     assert train_waiting(runner, prep.store, study) == 1
     states = [t.state.name for t in study.trials]

@@ -206,8 +206,8 @@ BAD = [
     (("widths", "max"), 4, "widths.max", "stage width of 8"),
     (("acts", "choices"), ["relu", "gelu"], "acts.choices", "one of relu, poly, identity, got 'gelu'"),
     (("acts", "granularity"), "layer", "acts.granularity", "'network', 'stage', 'block' or 'site'"),
-    (("budget",), {"min_relus": 10, "max_relus": 5}, "budget", "min_relus (10) is above max_relus (5)"),
-    (("budget",), {"max_relus": -5}, "budget.max_relus", "greater than or equal to 0"),
+    (("budget",), {"min_relus": 10, "max_relus": 5}, "budget", "min_relus 10 is larger than max_relus 5"),
+    (("budget",), {"max_relus": 0}, "budget.max_relus", "greater than or equal to 1"),
     (("stages", "count"), [1, 3], "stages.count", "at most 2 stages"),
     (("widths",), None, "widths", "missing required key"),
     (("stem",), "cifar", "stem", "expected a mapping"),
@@ -248,3 +248,13 @@ def test_unparseable_files(tmp_path, text, reason):
 def test_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="nothere.yaml: \\(file\\): cannot read it"):
         SearchSpace.load(tmp_path / "nothere.yaml")
+
+
+def test_with_budget_intersects_windows_without_reparsing():
+    space = SearchSpace.from_dict({**raw("resnet_widths"), "budget": {"min_relus": 50_000, "max_relus": 300_000}})
+    narrowed = space.with_budget(max_relus=200_000)
+    assert narrowed.budget == (50_000, 200_000) and space.budget == (50_000, 300_000)
+    assert narrowed.config.widths == space.config.widths
+    with pytest.raises(UserError, match=r"budget: the window \[400000, None\] asked for and the space's \[50000, "
+                                        r"300000\] do not overlap"):
+        space.with_budget(min_relus=400_000)

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from pisearch.config import ConfigModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SNLSettings(_Strict):
+class SNLSettings(ConfigModel):
     """SNL's L1 schedule: λ·Σ|α| with λ ← growth·λ after every round (after the first ``patience`` rounds) that
     sets no new low of #(α > threshold). SNL's round is one CIFAR epoch; ours is ``1/rounds_per_epoch`` epoch,
     so the schedule keeps its shape but gets enough rounds inside a short search."""
@@ -35,7 +33,7 @@ class SNLSettings(_Strict):
     rounds_per_epoch: int = Field(4, ge=1, description="count checks / λ updates per epoch (SNL: 1)")
 
 
-class AutoRePSettings(_Strict):
+class AutoRePSettings(ConfigModel):
     """AutoReP: λ·max(0, density − budget/total), hysteresis threshold t, DaPa refits from running statistics
     every ``dapa_every`` steps during the first ``dapa_steps`` steps (the code: every 10 of the first ≈500
     iterations), then the coefficients train freely."""
@@ -47,7 +45,7 @@ class AutoRePSettings(_Strict):
     min_std: float = Field(0.1, gt=0, description="σ floor of the DaPa fit (the code clips the variance)")
 
 
-class CDSettings(_Strict):
+class CDSettings(ConfigModel):
     """Coordinate descent on the binary mask: blocks of ``block`` ReLUs (default: the excess over the budget split
     into ``rounds`` blocks), up to ``tries`` random blocks per round, accept the first whose removal drops
     validation top-1 by < ``tau`` points, else the smallest drop followed by ``finetune_steps`` KD steps."""
@@ -60,7 +58,7 @@ class CDSettings(_Strict):
                                        "search_epochs' steps spread over the rounds; paper: 20 epochs)")
 
 
-class LinearizeSettings(_Strict):
+class LinearizeSettings(ConfigModel):
     """How a method searches and finetunes. ``search_epochs`` bounds every method's search (SNL stops earlier
     when its count reaches the budget; CD spends it on its between-block finetunes); ``finetune_epochs`` is the
     same final KD finetune for every method (the papers' 100 epochs, scaled down)."""

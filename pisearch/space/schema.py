@@ -11,12 +11,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
+from pydantic import Field, PlainSerializer, PlainValidator, model_validator
 
-from pisearch.config import validate
+from pisearch.config import ConfigModel, validate
 from pisearch.errors import UserError
-from pisearch.spec import ACT_KINDS, CONVENTIONS, stage_widths
-from pisearch.spec.core import BLOCK_EXPANSION, STEM_KINDS
+from pisearch.spec import ACT_KINDS, BLOCK_EXPANSION, CONVENTIONS, STEM_KINDS, stage_widths
 
 GRANULARITIES = ("network", "stage", "block", "site")
 
@@ -113,38 +112,48 @@ BlockKinds = _choice_type(*_one_of(BLOCK_EXPANSION))
 StemKinds = _choice_type(*_one_of(STEM_KINDS))
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class StemConfig(_Model):
+class StemConfig(ConfigModel):
     kind: StemKinds = Choice(("cifar",))
     width: OptionalPositiveInts = None  # None: the first stage's width
 
 
-class WidthsConfig(_Model):
+class WidthsConfig(ConfigModel):
     base: PositiveInts
     ratios: list[Ratios] = []
     max: int | None = Field(None, ge=1)
 
 
-class StagesConfig(_Model):
+class StagesConfig(ConfigModel):
     depth: list[PositiveInts] = Field(min_length=1)
     count: OptionalPositiveInts = None  # None: every declared stage
     block: BlockKinds = Choice(("basic",))
 
 
-class ActsConfig(_Model):
+class ActsConfig(ConfigModel):
     choices: ActKinds = Choice(("relu",))
     granularity: Literal[GRANULARITIES] = "stage"
 
 
-class BudgetConfig(_Model):
+class BudgetConfig(ConfigModel):
+    """A ReLU window: scalar ReLU evaluations per single-image inference (the exact count of every site of a
+    spec, in its own convention), ``None`` where unbounded. The ``budget:`` block of search spaces and studies."""
+
     min_relus: int | None = Field(None, ge=0)
-    max_relus: int | None = Field(None, ge=0)
+    max_relus: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BudgetConfig:
+        if self.min_relus is not None and self.max_relus is not None and self.min_relus > self.max_relus:
+            raise ValueError(f"min_relus {self.min_relus} is larger than max_relus {self.max_relus}")
+        return self
+
+    @property
+    def window(self) -> tuple[int | None, int | None]:
+        """``(min_relus, max_relus)``."""
+        return self.min_relus, self.max_relus
 
 
-class SpaceConfig(_Model):
+class SpaceConfig(ConfigModel):
     """A whole search-space file (see ``search_spaces/resnet_widths.yaml`` for every key explained)."""
 
     name: str | None = Field(None, min_length=1)
@@ -180,9 +189,6 @@ def _check_consistency(c: SpaceConfig, source: str) -> None:
     if c.stages.count is not None and max(c.stages.count.values) > n:
         raise fail(source, "stages.count", f"at most {n} stages are declared in stages.depth, "
                                            f"got {max(c.stages.count.values)}")
-    lo, hi = c.budget.min_relus, c.budget.max_relus
-    if lo is not None and hi is not None and lo > hi:
-        raise fail(source, "budget", f"min_relus ({lo}) is above max_relus ({hi})")
     if c.widths.max is not None:
         widest = max(widest_widths(c))
         if widest > c.widths.max:

@@ -24,8 +24,9 @@ from typing import Any
 
 from pisearch.config import read_yaml
 from pisearch.cost import count
+from pisearch.errors import UserError
 from pisearch.spec import OUTER_STAGES, ArchSpec, Site, resnet, stage_widths
-from pisearch.space.schema import SpaceConfig, free_knob, parse_config, width_knobs
+from pisearch.space.schema import BudgetConfig, SpaceConfig, free_knob, parse_config, width_knobs
 
 _GROUP_KEY = {
     "network": lambda site: "",
@@ -72,8 +73,12 @@ class SearchSpace:
         study's budget), so that sampling is budget-feasible by construction for it too."""
         lows = [b for b in (min_relus, self.budget[0]) if b is not None]
         highs = [b for b in (max_relus, self.budget[1]) if b is not None]
-        budget = {"min_relus": max(lows) if lows else None, "max_relus": min(highs) if highs else None}
-        return SearchSpace.from_dict({**self.to_dict(), "budget": budget}, source=self.source)
+        low, high = max(lows, default=None), min(highs, default=None)
+        if low is not None and high is not None and low > high:
+            raise UserError(f"{self.source}: budget: the window [{min_relus}, {max_relus}] asked for and the space's "
+                            f"[{self.budget[0]}, {self.budget[1]}] do not overlap")
+        budget = BudgetConfig.model_construct(min_relus=low, max_relus=high)  # bounds of validated windows
+        return SearchSpace(self.config.model_copy(update={"budget": budget}), self.name, self.source)
 
     @property
     def resolution(self) -> int:

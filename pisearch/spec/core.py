@@ -14,18 +14,15 @@ import base64
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 
 from pisearch.errors import SpecError
+from pisearch.spec.schema import ACT_KINDS, BLOCK_EXPANSION, ActDoc, SpecDoc, parse_act, parse_spec
 
-ACT_KINDS = ("relu", "poly", "identity")
-OFF_KINDS = ("identity", "poly")
-BLOCK_EXPANSION = {"basic": 1, "bottleneck": 4}
-STEM_KINDS = ("cifar", "imagenet")
 OUTER_STAGES = ("stem", "head")  # stage labels of the sites outside the residual stages (SNL's convention B drops them)
 
 
@@ -224,19 +221,6 @@ def _walk(stem: Stem, stages: tuple[Stage, ...], in_channels: int, num_classes: 
     return w
 
 
-def _check_int(value: Any, where: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(f"{where}: expected an integer ≥ {minimum}, got {value!r}")
-    return value
-
-
-def _check_choice(value: Any, where: str, choices: Iterable[str]) -> str:
-    choices = tuple(choices)
-    if value not in choices:
-        raise SpecError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class ArchSpec:
     """An immutable, validated ResNet-family architecture with one activation choice per site.
@@ -262,22 +246,13 @@ class ArchSpec:
         object.__setattr__(self, "acts", _normalize_acts(self.acts, self._sites))
 
     def _validate_structure(self) -> None:
-        _check_int(self.num_classes, "num_classes", 2)
-        _check_int(self.resolution, "resolution", 8)
-        _check_int(self.in_channels, "in_channels")
-        if not isinstance(self.preact, bool):
-            raise SpecError(f"preact: expected true or false, got {self.preact!r}")
-        _check_int(self.stem.width, "stem.width")
-        _check_choice(self.stem.kind, "stem.kind", STEM_KINDS)
-        if not self.stages:
-            raise SpecError("stages: expected at least one stage")
+        """The fields against the spec format's one set of rules (:class:`~pisearch.spec.schema.SpecDoc`)."""
+        parse_spec({"stages": [asdict(st) for st in self.stages], "stem": asdict(self.stem),
+                    "num_classes": self.num_classes, "resolution": self.resolution, "in_channels": self.in_channels,
+                    "preact": self.preact}, "spec")
         for i, st in enumerate(self.stages):
-            _check_int(st.depth, f"stages[{i}].depth")
-            _check_int(st.width, f"stages[{i}].width")
-            _check_int(st.stride, f"stages[{i}].stride")
-            _check_choice(st.block, f"stages[{i}].block", BLOCK_EXPANSION)
             if self.preact and st.block != "basic":
-                raise SpecError(f"stages[{i}].block: pre-activation networks support only basic blocks")
+                raise SpecError(f"spec: stages[{i}].block: pre-activation networks support only basic blocks")
 
     # ---- geometry -------------------------------------------------------------------------------------
     def sites(self) -> tuple[Site, ...]:
@@ -325,15 +300,18 @@ class ArchSpec:
 
     @classmethod
     def from_json(cls, text: str | bytes | Mapping, source: str = "spec") -> ArchSpec:
-        """Parse and validate; a problem raises :class:`SpecError` naming ``source`` and the field."""
+        """Parse and validate; a problem raises :class:`SpecError` naming ``source``, the key path and the reason."""
         try:
             obj = json.loads(text) if isinstance(text, (str, bytes)) else dict(text)
         except json.JSONDecodeError as err:
             raise SpecError(f"{source}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})")
+        doc = parse_spec(obj, source)
         try:
-            return _from_obj(obj)
+            return cls(stages=tuple(Stage(**st.model_dump()) for st in doc.stages), stem=Stem(**doc.stem.model_dump()),
+                       num_classes=doc.num_classes, resolution=doc.resolution, in_channels=doc.in_channels,
+                       preact=doc.preact, acts={name: _act(a) for name, a in doc.acts.items()})
         except SpecError as err:
-            raise SpecError(f"{source}: {err}") from None
+            raise SpecError(f"{source}: {str(err).removeprefix('spec: ')}") from None
 
     def summary(self) -> str:
         """Short human-readable description, e.g. ``basic 64|64-128-256-512|2-2-2-2 relu17``."""
@@ -349,33 +327,24 @@ class ArchSpec:
         return f"{pre}{blocks} {self.stem.width}|{widths}|{depths} {acts}"
 
 
+def _act(doc: str | ActDoc) -> Act:
+    """The :class:`Act` of a validated activation (a kind, or an :class:`ActDoc`)."""
+    if isinstance(doc, str):
+        return Act(doc)
+    mask = None if doc.mask is None else Mask(tuple(doc.mask.shape), doc.mask.packed())
+    return Act(doc.kind, mask, doc.off)
+
+
 def _act_from_obj(value: Any, where: str) -> Act:
     if isinstance(value, Act):
         return value
     if isinstance(value, str):
-        return Act(_check_choice(value, where, ACT_KINDS))
+        if value not in ACT_KINDS:
+            raise SpecError(f"{where}: expected one of {', '.join(ACT_KINDS)}, got {value!r}")
+        return Act(value)
     if not isinstance(value, Mapping):
         raise SpecError(f"{where}: expected an activation kind or an object, got {value!r}")
-    unknown = set(value) - {"kind", "mask", "off"}
-    if unknown:
-        raise SpecError(f"{where}: unknown key {sorted(unknown)[0]!r} (allowed: kind, mask, off)")
-    mask = value.get("mask")
-    if mask is not None and not isinstance(mask, Mask):
-        if not isinstance(mask, Mapping) or set(mask) != {"shape", "bits"}:
-            raise SpecError(f"{where}.mask: expected an object with keys shape and bits")
-        try:
-            shape = tuple(_check_int(s, f"{where}.mask.shape") for s in mask["shape"])
-            bits = base64.b64decode(mask["bits"], validate=True)
-        except (TypeError, ValueError) as err:
-            if isinstance(err, SpecError):
-                raise
-            raise SpecError(f"{where}.mask.bits: not valid base64")
-        mask = Mask(shape, bits)
-    return Act(
-        _check_choice(value.get("kind", "relu"), f"{where}.kind", ACT_KINDS),
-        mask,
-        _check_choice(value.get("off", "identity"), f"{where}.off", OFF_KINDS),
-    )
+    return _act(parse_act(dict(value), where))
 
 
 def _normalize_acts(acts: Any, sites: tuple[Site, ...]) -> tuple[tuple[str, Act], ...]:
@@ -406,32 +375,3 @@ def _normalize_acts(acts: Any, sites: tuple[Site, ...]) -> tuple[tuple[str, Act]
             raise SpecError(f"{where}.off: only meaningful with a mask")
         out.append((site.name, act))
     return tuple(out)
-
-
-_TOP_KEYS = {f.name for f in fields(ArchSpec)}
-
-
-def _keys(obj: Any, where: str, allowed: set[str], required: set[str]) -> Mapping:
-    if not isinstance(obj, Mapping):
-        raise SpecError(f"{where or 'spec'}: expected an object, got {type(obj).__name__}")
-    unknown = set(obj) - allowed
-    if unknown:
-        raise SpecError(f"{where + '.' if where else ''}{sorted(unknown)[0]}: unknown key "
-                        f"(allowed: {', '.join(sorted(allowed))})")
-    missing = required - set(obj)
-    if missing:
-        raise SpecError(f"{where + '.' if where else ''}{sorted(missing)[0]}: missing required key")
-    return obj
-
-
-def _from_obj(obj: Any) -> ArchSpec:
-    obj = _keys(obj, "", _TOP_KEYS, {"stages"})
-    stage_keys = {f.name for f in fields(Stage)}
-    if not isinstance(obj["stages"], list):
-        raise SpecError("stages: expected a list of stage objects")
-    stages = tuple(
-        Stage(**_keys(st, f"stages[{i}]", stage_keys, {"depth", "width"})) for i, st in enumerate(obj["stages"])
-    )
-    stem = Stem(**_keys(obj.get("stem", {}), "stem", {"width", "kind"}, set()))
-    rest = {k: obj[k] for k in ("num_classes", "resolution", "in_channels", "preact", "acts") if k in obj}
-    return ArchSpec(stages=stages, stem=stem, **rest)

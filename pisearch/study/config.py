@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from pisearch.config import key_path, read_yaml, reason, validate
+from pisearch.config import ConfigModel, key_path, read_yaml, reason, validate
 from pisearch.errors import UserError
+from pisearch.space import BudgetConfig
 from pisearch.train import Fidelity
 
 # Objective name -> Optuna direction. Units: accuracy is validation top-1 in [0, 1]; relus / relus_b / polys are
@@ -20,11 +21,7 @@ OBJECTIVES = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DatasetConfig(_Strict):
+class DatasetConfig(ConfigModel):
     """Which data (``pisearch.data`` registry name) and how it is split; ``resolution`` defaults to the space's."""
 
     name: str = "digits"
@@ -36,7 +33,7 @@ class DatasetConfig(_Strict):
     download: bool = False
 
 
-class SamplerConfig(_Strict):
+class SamplerConfig(ConfigModel):
     """Optuna sampler: ``nsga2`` (default), ``tpe``, ``random`` or ``grid``; seed defaults to the study seed."""
 
     name: Literal["nsga2", "tpe", "random", "grid"] = "nsga2"
@@ -44,38 +41,25 @@ class SamplerConfig(_Strict):
     seed: int | None = None
 
 
-class BudgetConfig(_Strict):
-    """ReLU window (convention of the space's specs, i.e. the exact count of every site) on top of the space's."""
-
-    min_relus: int | None = Field(None, ge=0)
-    max_relus: int | None = Field(None, ge=1)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> BudgetConfig:
-        if self.min_relus is not None and self.max_relus is not None and self.min_relus > self.max_relus:
-            raise ValueError(f"min_relus {self.min_relus} is larger than max_relus {self.max_relus}")
-        return self
-
-
-class RuleBaseline(_Strict):
+class RuleBaseline(ConfigModel):
     budgets: list[int] = Field(default_factory=list)
 
 
-class BaselinesConfig(_Strict):
+class BaselinesConfig(ConfigModel):
     """Points evaluated under the same fidelity and seed as searched trials (tagged ``source=rule|net``)."""
 
     deepreshape: RuleBaseline | None = None
     nets: list[str] = Field(default_factory=list)
 
 
-class ProtocolConfig(_Strict):
+class ProtocolConfig(ConfigModel):
     """Protocol and network for ``latency_ms`` / ``comm_mb`` estimates (``pisearch.cost.protocols``)."""
 
     name: str = "delphi"
     network: str = "lan"
 
 
-class StorageConfig(_Strict):
+class StorageConfig(ConfigModel):
     """Where the study lives (``storage:`` is this block or just its URL). ``url``: an Optuna storage URL
     (kinds: ``pisearch.study.storage``; default ``sqlite:///runs/<name>/study.db``). PostgreSQL/MySQL only: each
     worker sends a heartbeat every ``heartbeat_interval_s`` seconds while a trial runs; a trial without one for
@@ -93,7 +77,7 @@ class StorageConfig(_Strict):
         return self
 
 
-class PromotionConfig(_Strict):
+class PromotionConfig(ConfigModel):
     """Multi-fidelity promotion: the measured candidates (searched trials, rule points, named nets) on the front
     or within ``epsilon`` accuracy (0–1) of it are promoted to the next level. ``warm_start``: a promoted
     candidate starts from its weights at the level below and trains only the epochs that level did not (level
@@ -103,7 +87,7 @@ class PromotionConfig(_Strict):
     warm_start: bool = True
 
 
-class LinearizeStage(_Strict):
+class LinearizeStage(ConfigModel):
     """Apply ReLU-reduction methods to the ``top`` most accurate searched Pareto trials (``pisearch.linearize``).
     ``budgets``: below 1 a fraction of the trial's ReLU count, else an absolute count (every site, per image)."""
 
@@ -121,20 +105,30 @@ class LinearizeStage(_Strict):
         return budgets
 
 
-class StudyConfig(_Strict):
+class Ladder(list):
+    """The ``fidelities:`` entries as written (what the study file holds and what is stored with the study), plus
+    ``levels``: the validated :class:`Fidelity` of every level, level 0 first."""
+
+    def __init__(self, overrides: list[dict], levels: list[Fidelity]) -> None:
+        super().__init__(overrides)
+        self.levels = tuple(levels)
+
+
+class StudyConfig(ConfigModel):
     """A whole study. ``space`` is a path relative to the study file (or to the working directory)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     space: str
     dataset: DatasetConfig = DatasetConfig()
+    seed: int = 0  # sampler seed, and the training seed of every level unless fidelity.seed is given
     fidelity: Fidelity = Fidelity()
-    fidelities: list[dict[str, Any]] = Field(default_factory=list)  # higher levels: overrides of the level below
+    # Higher levels: each entry overrides keys of the level below (as written; resolved once into `levels`).
+    fidelities: list[dict[str, Any]] = Field(default_factory=list, validate_default=True)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig, validate_default=True)
     objectives: list[str] = Field(default_factory=lambda: ["accuracy", "relus"], min_length=1)
     sampler: SamplerConfig = SamplerConfig()
     n_trials: int = Field(20, ge=1)
     timeout_s: float | None = Field(None, gt=0)
-    seed: int = 0
     storage: StorageConfig = StorageConfig()
     budget: BudgetConfig = BudgetConfig()
     baselines: BaselinesConfig = BaselinesConfig()
@@ -151,26 +145,30 @@ class StudyConfig(_Strict):
 
     @field_validator("fidelities")
     @classmethod
-    def _valid_levels(cls, levels: list[dict], info: ValidationInfo) -> list[dict]:
+    def _resolve_levels(cls, overrides: list[dict], info: ValidationInfo) -> Ladder:
+        """Every level's fidelity, validated once: level 0 is ``fidelity``; level k applies ``fidelities[k-1]``
+        to level k-1. The study ``seed`` is every level's training seed unless ``fidelity`` sets one."""
         fidelity = info.data.get("fidelity", Fidelity())
-        for i, overrides in enumerate(levels):
+        if "seed" not in fidelity.model_fields_set and "seed" in info.data:
+            fidelity = fidelity.model_copy(update={"seed": info.data["seed"]})
+        levels = [fidelity]
+        for i, changes in enumerate(overrides):
             try:
-                fidelity = Fidelity.model_validate({**fidelity.model_dump(), **overrides})
+                levels.append(Fidelity.model_validate({**levels[-1].model_dump(), **changes}))
             except ValidationError as err:
                 first = err.errors()[0]
                 raise ValueError(f"level {i + 1}: {key_path(first['loc'])}: {reason(first, Fidelity)}") from None
-        return levels
+        return Ladder(overrides, levels)
 
     @field_validator("promotion")
     @classmethod
     def _growing_epochs(cls, promotion: PromotionConfig, info: ValidationInfo) -> PromotionConfig:
         if promotion.warm_start and "fidelities" in info.data:
-            epochs = [info.data.get("fidelity", Fidelity()).epochs]
-            for level, overrides in enumerate(info.data["fidelities"], start=1):
-                epochs.append(overrides.get("epochs", epochs[-1]))
-                if epochs[-1] <= epochs[-2]:
-                    raise ValueError(f"warm_start: level {level} (fidelities[{level - 1}]) has {epochs[-1]} epochs, "
-                                     f"not more than the {epochs[-2]} of the level below, so it would train "
+            epochs = [f.epochs for f in info.data["fidelities"].levels]
+            for level in range(1, len(epochs)):
+                if epochs[level] <= epochs[level - 1]:
+                    raise ValueError(f"warm_start: level {level} (fidelities[{level - 1}]) has {epochs[level]} epochs, "
+                                     f"not more than the {epochs[level - 1]} of the level below, so it would train "
                                      "nothing; raise its epochs or set promotion.warm_start: false")
         return promotion
 
@@ -179,15 +177,10 @@ class StudyConfig(_Strict):
         """Whether trained trials keep their weights: ``keep_weights``, or warm-started promotion levels."""
         return self.keep_weights or bool(self.fidelities and self.promotion.warm_start)
 
-    def level_fidelities(self, seed: int | None = None) -> list[Fidelity]:
-        """The fidelity of every level (0 = ``fidelity``; each ``fidelities`` entry overrides the level below).
-        ``seed`` replaces the training seed of every level unless ``fidelity`` sets one explicitly."""
-        levels = [self.fidelity]
-        for overrides in self.fidelities:
-            levels.append(Fidelity.model_validate({**levels[-1].model_dump(), **overrides}))
-        if seed is not None and "seed" not in self.fidelity.model_fields_set:
-            levels = [f.model_copy(update={"seed": seed}) for f in levels]
-        return levels
+    @property
+    def levels(self) -> tuple[Fidelity, ...]:
+        """The fidelity every level trains with (level 0 first; see ``fidelities``)."""
+        return self.fidelities.levels
 
     @field_validator("objectives")
     @classmethod

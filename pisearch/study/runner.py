@@ -260,7 +260,7 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
     prep = prepare_study(config, space, n_trials=n_trials, storage=storage, out_dir=out_dir, worker_id=worker_id)
     study, total, out_dir = prep.study, prep.total, prep.out_dir
     timeout_s = timeout_s or config.timeout_s
-    fidelities = config.level_fidelities(seed=config.seed)  # the study seed also seeds training
+    fidelities = config.levels
     runner = TrialRunner(config, prep.space, prep.splits, fidelities[0], str(out_dir))
     bar = _Progress(total, count_slots(study, FINISHED), progress)
 

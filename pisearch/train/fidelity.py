@@ -45,13 +45,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from pisearch.config import ConfigModel
 
 
-class Fidelity(BaseModel):
+class Fidelity(ConfigModel):
     """How a candidate is trained; the same model init + data + fidelity give the same accuracy on CPU."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     epochs: int = Field(5, ge=1, description="passes over the training subset")
     train_subset: int | None = Field(None, ge=2, description="first N of a permutation of train drawn by seed; "
