@@ -5,6 +5,6 @@ __version__ = "0.1.0"
 
 def load(path):
     """The model of an export folder (``pisearch export``), in eval mode on CPU; weights read with safetensors."""
-    from pisearch.report.export import load_export
+    from pisearch.report import load_export
 
     return load_export(path)[1]

@@ -181,20 +181,23 @@ def test_delphi_client_sends_rotated_inputs():
 
 
 # --- Registry and networks --------------------------------------------------------------------------------
-def test_registry(monkeypatch, resnet18):
+def test_registry(resnet18):
     assert {"delphi", "sci", "cheetah"} <= set(PROTOCOLS)
     with pytest.raises(UserError, match="protocol: unknown 'nope'"):
         protocol("nope")
-    monkeypatch.setattr(protocols_mod, "PROTOCOLS", dict(PROTOCOLS))
 
     @register_protocol
     def free_relus():
         return dataclasses.replace(protocol("delphi"), name="free_relus", relu=protocols_mod.ElementCost())
 
-    assert "free_relus" in protocols_mod.PROTOCOLS and "free_relus" not in PROTOCOLS
-    e = estimate(resnet18, "free_relus", "lan")
-    assert isinstance(e, Estimate) and e.parts["relu"].online_ms == 0
-    assert e.parts["linear"] == estimate(resnet18, "delphi", "lan").parts["linear"]
+    try:
+        assert "free_relus" in PROTOCOLS
+        e = estimate(resnet18, "free_relus", "lan")
+        assert isinstance(e, Estimate) and e.parts["relu"].online_ms == 0
+        assert e.parts["linear"] == estimate(resnet18, "delphi", "lan").parts["linear"]
+    finally:
+        del PROTOCOLS["free_relus"]
+    assert "free_relus" not in protocols_mod.PROTOCOLS
 
 
 def test_networks():

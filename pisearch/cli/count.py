@@ -10,9 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from pisearch.cli.app import app, spec_from_arg
+from pisearch.cost import NETWORKS, PROTOCOLS, Estimate, estimate, network
 from pisearch.cost import count as count_cost
-from pisearch.cost.network import NETWORKS, network
-from pisearch.cost.protocols import PROTOCOLS, Estimate, estimate
 
 _PRESETS = ", ".join(f"{n.name} ({n.bandwidth_mbps:g} Mbps, RTT {n.rtt_ms:g} ms)" for n in NETWORKS.values())
 

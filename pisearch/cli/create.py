@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from pisearch.cli.app import app
-from pisearch.study import load_study_config
-from pisearch.study.runner import prepare_study
+from pisearch.study import load_study_config, prepare_study
 
 
 @app.command()

@@ -10,8 +10,7 @@ import typer
 
 from pisearch.cli.app import app
 from pisearch.errors import UserError
-from pisearch.study.dashboard_data import write_dashboard
-from pisearch.study.store import Location, locate_existing
+from pisearch.study import Location, locate_existing, write_dashboard
 
 INSTALL_HINT = "pip install optuna-dashboard"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from pisearch.cli.app import app
-from pisearch.report.export import write_export
-from pisearch.study.select import open_run, pick_trial, trial_model
+from pisearch.report import write_export
+from pisearch.study import open_run, pick_trial, trial_model
 
 
 @app.command()

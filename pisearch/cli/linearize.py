@@ -16,7 +16,7 @@ from pisearch.data import load_dataset
 from pisearch.errors import UserError
 from pisearch.linearize import METHODS, LinearizeSettings, check_budget
 from pisearch.linearize import linearize as run_method
-from pisearch.report.export import load_export, write_export
+from pisearch.report import load_export, write_export
 
 
 def parse_budget(text: str, relus: int) -> int:

@@ -9,8 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pisearch.cli.app import app
-from pisearch.study import load_study_config, run_study
-from pisearch.study.records import front_of, state_summary
+from pisearch.study import front_of, load_study_config, run_study, state_summary
 
 
 @app.command()

@@ -10,9 +10,7 @@ from pathlib import Path
 import typer
 
 from pisearch.cli.app import app
-from pisearch.study.runner import load_stored_study, run_study
-from pisearch.study.records import state_summary
-from pisearch.study.store import display_url
+from pisearch.study import display_url, load_stored_study, run_study, state_summary
 
 MAX_WORKER_ID = 65_535  # keeps every sampler seed (study seed + 10,007 × worker id) below 2**32
 

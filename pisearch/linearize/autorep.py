@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pisearch.linearize.base import Job, MaskSite, Selection, install_gates, register_method, select_budget
-from pisearch.models.acts import poly
+from pisearch.models import poly
 
 CALIBRATION_IMAGES = 512
 STATS_MOMENTUM = 0.1

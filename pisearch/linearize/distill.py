@@ -17,7 +17,7 @@ from torch import nn
 from pisearch.data import Splits
 from pisearch.linearize.settings import LinearizeSettings
 from pisearch.train import Fidelity, evaluate, lr_at, recalibrate_bn
-from pisearch.train.batches import DeviceImages
+from pisearch.train import DeviceImages
 
 COSINE = Fidelity(schedule="cosine")  # lr_at reads only the schedule from it
 

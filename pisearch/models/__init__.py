@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pisearch.models.acts import MaskedAct, Poly, make_act
+from pisearch.models.acts import MaskedAct, Poly, make_act, poly
 from pisearch.models.resnet import ResNet
 from pisearch.spec import ArchSpec
 
@@ -15,4 +15,4 @@ def build(spec: ArchSpec, zero_init_residual: bool = False) -> ResNet:
     return model
 
 
-__all__ = ["MaskedAct", "Poly", "ResNet", "build", "make_act"]
+__all__ = ["MaskedAct", "Poly", "ResNet", "build", "make_act", "poly"]

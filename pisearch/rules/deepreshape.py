@@ -32,8 +32,7 @@ from functools import lru_cache
 
 from pisearch.cost import count
 from pisearch.errors import UserError
-from pisearch.spec import ArchSpec
-from pisearch.spec.nets import hybrenet
+from pisearch.spec import ArchSpec, hybrenet
 
 HIGH_RATIOS = (5, 5, 3)
 LOW_RATIOS = (2, 5, 3)

@@ -2,10 +2,13 @@
 :mod:`pisearch.study.store`)."""
 
 from pisearch.study.config import OBJECTIVES, StudyConfig, load_study_config
+from pisearch.study.dashboard_data import load_dashboard_data, write_dashboard
 from pisearch.study.records import front_of, state_summary, write_reports
 from pisearch.study.runner import RunResult, load_stored_study, open_study, prepare_study, run_study
-from pisearch.study.store import Store, read_study, trials_frame
+from pisearch.study.select import open_run, pick_trial, trial_model
+from pisearch.study.store import Location, Store, display_url, locate_existing, read_study, trials_frame
 
-__all__ = ["OBJECTIVES", "RunResult", "Store", "StudyConfig", "front_of", "load_study_config", "load_stored_study",
-           "open_study", "prepare_study", "read_study", "run_study", "state_summary", "trials_frame",
-           "write_reports"]
+__all__ = ["OBJECTIVES", "Location", "RunResult", "Store", "StudyConfig", "display_url", "front_of",
+           "load_dashboard_data", "load_stored_study", "load_study_config", "locate_existing", "open_run",
+           "open_study", "pick_trial", "prepare_study", "read_study", "run_study", "state_summary", "trial_model",
+           "trials_frame", "write_dashboard", "write_reports"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from pisearch.report.dashboard import dashboard_html
+from pisearch.report import dashboard_html
 from pisearch.study.records import write_atomic
 from pisearch.study.store import read_study
 

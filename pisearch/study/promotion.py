@@ -25,8 +25,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from pisearch.report import pareto_mask
-from pisearch.report.compare import measured
+from pisearch.report import measured, pareto_mask
 from pisearch.study.artifacts import WEIGHTS_ATTR
 from pisearch.study.config import OBJECTIVES
 from pisearch.study.objective import CANDIDATE_ATTRS, WARM_WEIGHTS, TrialDiverged, TrialRunner, holds_result

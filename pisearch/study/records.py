@@ -10,8 +10,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from pisearch.report import pareto_front
-from pisearch.report.compare import compare_table, highest_level, hypervolume_vs_rule, measured, trials_table
+from pisearch.report import compare_table, highest_level, hypervolume_vs_rule, measured, pareto_front, trials_table
 from pisearch.study.config import OBJECTIVES
 from pisearch.study.store import Store
 

@@ -4,7 +4,8 @@ Reproducible on CPU: build the model with ``seeded_build(spec, fidelity)`` (weig
 then ``train_proxy`` draws the subset, shuffling and augmentation from generators seeded by the same seed.
 """
 
+from pisearch.train.batches import DeviceImages
 from pisearch.train.fidelity import Fidelity
 from pisearch.train.proxy import TrainResult, evaluate, lr_at, recalibrate_bn, seeded_build, train_proxy
 
-__all__ = ["Fidelity", "TrainResult", "evaluate", "lr_at", "recalibrate_bn", "seeded_build", "train_proxy"]
+__all__ = ["DeviceImages", "Fidelity", "TrainResult", "evaluate", "lr_at", "recalibrate_bn", "seeded_build", "train_proxy"]

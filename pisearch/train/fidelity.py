@@ -1,44 +1,14 @@
 """Proxy-training settings (the study file's ``fidelity:`` block), validated by pydantic.
 
-Defaults are for short proxies on CPU, chosen by measurement on ``digits`` (ResNet18-shaped, widths m-2m-4m-8m,
-m = 8 and 64, 16² and 32², 5 epochs, batch 64; final validation top-1 unless said otherwise):
+Every default was chosen by measurement; one line each on why (figures and the rank-fidelity runs behind them:
+``benchmarks/README.md``, section "Proxy fidelity"):
 
-* ``augment`` off: m=8 16², lr 0.1: 0.657 with crop+flip vs 0.965 without (flip changes what a digit is, and a
-  few epochs cannot absorb it). Turn it on for long runs on natural images.
-* ``lr`` 0.2 at batch 64: m=8 0.993 (0.1: 0.965), m=64 1.000 (0.1: 0.972); batch 128 at 0.2: 0.965 (m=8).
-* ``warmup_epochs`` 1: m=8 with crop+flip 0.657 vs 0.615 without warm-up.
-* ``zero_init_residual`` on: the one setting that keeps all-poly networks trainable (m=8 poly 16²: 0.503 vs
-  0.105 or divergence without it); on ReLU networks it costs a little in the first epochs only (m=8 32²:
-  0.979 vs 0.993 after 5 epochs).
-* ``grad_clip`` 1.0: without it the m=8 and m=64 all-poly networks diverge (NaN loss in epoch 1, twice);
-  with it neither does; ReLU networks end equal (m=64: 0.972 both).
-* ``bn_recalibrate`` on: the same final accuracy, better early epochs (m=8 epoch 1: 0.497 vs 0.315), so a
-  short proxy does not read lagging BN statistics.
-
-Rank fidelity, measured by ``benchmarks/proxy_fidelity.py`` on Fashion-MNIST (all 15 architectures of the
-benchmark, which span the shipped spaces; Kendall τ between the proxy's accuracy ranking, mean of 2 seeds, and a
-reference that sees 10× the images; the first two scales on CPU at 16² with widths ÷4):
-
-* the issue's scale (proxy 5 epochs × 1,024 images = 80 SGD steps; reference 10 × 5,120): the defaults give
-  τ 0.70 (Spearman ρ 0.87); without clipping 0.68, lr 0.1: 0.52, the same images as 1 epoch × 5,120: 0.58.
-* a 16-step proxy (``--quick``: 2 epochs × 512; reference 10 × 1,024, mean of 2 reference seeds, whose own
-  seed-to-seed τ is only 0.70): defaults 0.54 (ρ 0.69); without zero-init 0.37 (with higher accuracies: a faster
-  start is not a better ranking), without BN recalibration lower still (0.47 on 10 architectures), without
-  warm-up 0.52, lr 0.1: 0.58, lr scaled by width 0.52, the same images as 4 epochs × 256: 0.45, without clipping
-  0.60. A promoted level of twice the epochs ranks at 0.66 re-trained and 0.71 warm-started from the proxy's
-  weights (``promotion.warm_start``).
-* full size on one H100 (32², real widths, ``benchmarks/gpu_fidelity.sh``; proxy 5 epochs × 6,000 images =
-  470 steps, reference 6 epochs × 54,000, two runs): the defaults give τ 0.51 (ρ 0.66) against the mean of the two
-  reference runs, which agree with each other at τ 0.76. The proxy agrees with itself (τ 0.87 run to run), so
-  this is bias, not noise: it ranks the widest networks low (the two HybReNets: 1st–6th of 15 under the reference,
-  8th–13th under the proxy). A promoted level of twice the epochs, warm-started, gives τ 0.79 (ρ 0.90):
-  let promotion (``fidelities:``) decide the final front of wide-network spaces.
-
-Every default is kept: each removal lowers τ at one scale or both, except clipping, which is within three
-discordant pairs of neutral and is kept for the all-poly networks above. Digits (15 architectures, ``--quick``;
-not run at full size): τ 0.49 for the defaults against a reference whose own two seeds agree at τ 0.11: 359
-validation images and reference accuracies of 95–99% leave noise to rank, so digits is a smoke-test dataset, not
-a ranking one.
+* ``augment`` off: crop+flip costs a short proxy on digits more than it gives (0.657 vs 0.965, m=8 16²).
+* ``lr`` 0.2 at batch 64: the most accurate short runs at m=8 and m=64; lr 0.1 ranks worse (τ 0.52 vs 0.70).
+* ``warmup_epochs`` 1: better accuracy with augmentation and a better ranking (τ 0.54 vs 0.52 without).
+* ``zero_init_residual`` on: keeps all-poly networks trainable (0.503 vs 0.105 or divergence without it).
+* ``grad_clip`` 1.0: without it all-poly networks diverge; ReLU networks end equal.
+* ``bn_recalibrate`` on: short proxies do not read lagging BN statistics (τ 0.47 without, 10 architectures).
 """
 
 from __future__ import annotations
