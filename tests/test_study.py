@@ -123,9 +123,11 @@ def test_stale_running_trial_is_requeued(tmp_path):
     dead = study.ask()  # a trial whose process died: left RUNNING
     dead.set_user_attr("spec", json.loads(json.dumps(study.trials[0].user_attrs["spec"])))
     trials = run(tmp_path, path, n_trials=3).trials
-    assert trials.loc[trials["number"] == dead.number, "state"].item() == "FAIL"
-    assert trials["state"].value_counts()["COMPLETE"] == 2
-    assert (trials["spec_hash"] == trials.loc[0, "spec_hash"]).sum() >= 2  # the dead trial's spec re-ran
+    failed = trials[trials["number"] == dead.number].iloc[0]
+    assert failed["state"] == "FAIL" and "re-run as trial" in failed["reason"]
+    assert trials["state"].value_counts()["COMPLETE"] == 3  # the interrupted trial used up none of the 3
+    rerun = trials[trials["retry_of"] == dead.number].iloc[0]
+    assert rerun["state"] == "COMPLETE" and rerun["spec_hash"] == trials.loc[0, "spec_hash"]  # its spec re-ran
 
 
 def test_baseline_cut_short_by_ctrl_c_is_trained_on_resume(tmp_path, monkeypatch):

@@ -9,7 +9,17 @@ from rich.console import Console
 from rich.table import Table
 
 from pisearch.cli.app import app
+from pisearch.errors import UserError
 from pisearch.study import front_of, load_study_config, run_study, state_summary
+
+
+def parse_jobs(text: str | None) -> int | str | None:
+    """``--jobs``: a whole number ≥ 1, ``auto``, or None (not given)."""
+    if text is None or text == "auto":
+        return text
+    if not text.strip().isdigit() or int(text) < 1:
+        raise UserError(f"--jobs: expected a whole number ≥ 1 or auto, got {text!r}")
+    return int(text)
 
 
 @app.command()
@@ -20,11 +30,14 @@ def run(
     storage: str = typer.Option(None, "--storage", help="Optuna storage URL (default sqlite:///<out>/study.db)."),
     out: Path = typer.Option(None, "--out", "-o", help="Run folder (default runs/<study name>)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    jobs: str = typer.Option(None, "--jobs", "-j", help="Worker processes on this machine sharing the study: a number, "
+                             "or auto (physical cores ÷ the proxy's threads; 8 on a GPU). Default: the file's jobs, "
+                             "else 1."),
 ) -> None:
     """Run (or resume) a study: trials.csv and pareto.csv are rewritten after every trial."""
     config, space_path = load_study_config(study_file)
     result = run_study(config, space_path, n_trials=n_trials, timeout_s=timeout, storage=storage, out_dir=out,
-                       progress=progress)
+                       progress=progress, jobs=parse_jobs(jobs))
     df = result.trials
     console = Console()
     console.print(f"study {config.name!r}: {state_summary(df)} — {result.wall_seconds:.0f} s — {result.out_dir}/")

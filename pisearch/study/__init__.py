@@ -4,7 +4,8 @@
 from pisearch.study.config import OBJECTIVES, StudyConfig, load_study_config
 from pisearch.study.dashboard_data import load_dashboard_data, write_dashboard
 from pisearch.study.records import front_of, state_summary, write_reports
-from pisearch.study.runner import RunResult, load_stored_study, open_study, prepare_study, run_study
+from pisearch.study.launch import RunResult, run_study
+from pisearch.study.runner import load_stored_study, open_study, prepare_study
 from pisearch.study.select import open_run, pick_trial, trial_model
 from pisearch.study.store import Location, Store, display_url, locate_existing, read_study, trials_frame
 

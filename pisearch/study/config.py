@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -137,6 +137,7 @@ class StudyConfig(ConfigModel):
     dashboard: bool = True
     linearize: LinearizeStage | None = None
     keep_weights: bool = False  # store each trained trial's weights as an Optuna artifact (for export)
+    jobs: Annotated[int, Field(ge=1)] | Literal["auto"] = 1  # worker processes on this machine (study.launch)
 
     @field_validator("storage", mode="before")
     @classmethod

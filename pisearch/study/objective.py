@@ -22,6 +22,7 @@ CANDIDATE_ATTRS = ("source", "label", "budget", "spec")  # what an enqueued tria
 DIVERGED = "diverged"  # True on a trial that diverged after its retry (a final result: training is deterministic)
 WARM_WEIGHTS = "warm_start_weights"  # artifact id of the weights a promoted trial starts from (level below)
 WARM_EPOCHS = "warm_start_epochs"    # epochs those weights were trained for (0: trained from scratch after all)
+WORKER = "worker"  # the worker (sampler seed offset, process of `run --jobs`) that ran the trial
 
 
 class TrialDiverged(RuntimeError):
@@ -76,6 +77,7 @@ class TrialRunner:
     run_dir: str
     level: int = 0
     warm_epochs: int | None = None  # epochs of the level below, when promoted trials warm-start from its weights
+    worker_id: int = 0  # recorded on each trial (a supervisor re-queues the trials of a worker that died)
 
     def spec_for(self, trial: optuna.Trial) -> ArchSpec:
         if "spec" in trial.user_attrs:  # an enqueued baseline or a retried trial carries its spec
@@ -124,6 +126,7 @@ class TrialRunner:
         return model, self.fidelity.model_copy(update={"epochs": self.fidelity.epochs - epochs})
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
+        trial.set_user_attr(WORKER, self.worker_id)
         spec = self.spec_for(trial)
         source = trial.user_attrs.get("source", "search")
         metrics = cost_metrics(spec, self.config)

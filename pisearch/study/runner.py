@@ -1,4 +1,5 @@
-"""Create or resume an Optuna study from a study file and run trials until its total is reached."""
+"""One worker's part of a study: create or resume it in its storage, run the round's trials until the study holds
+its total, and promote the front level by level (:mod:`pisearch.study.launch` runs one worker or several)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
-import pandas as pd
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
@@ -19,22 +19,17 @@ from pisearch.rules import deepreshape_rule
 from pisearch.space import SearchSpace
 from pisearch.spec import net
 from pisearch.study.config import StudyConfig
-from pisearch.study.dashboard_data import write_dashboard
-from pisearch.study.linearize_stage import linearize_front
 from pisearch.study.objective import CANDIDATE_ATTRS, WARM_WEIGHTS, TrialDiverged, TrialRunner, holds_result
 from pisearch.study.promotion import Callback, enqueue_band, train_waiting
-from pisearch.study.records import write_reports
+from pisearch.study.slots import FINISHED, SURPLUS, TAKEN, count_slots, slots_ahead
 from pisearch.study.store import PARENT, Store, default_location, read_study
 
-FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
-TAKEN = (*FINISHED, TrialState.RUNNING)  # trials that hold one of the study's n_trials slots
 WAITING = (TrialState.WAITING,)  # enqueued, not started (promotions waiting for a worker)
 REQUEUED_ATTRS = (*CANDIDATE_ATTRS, PARENT, WARM_WEIGHTS)  # what a re-queued trial keeps
-SURPLUS = "surplus"  # reason prefix of a trial that lost the race for the last slot
 WAIT_POLL_S = 2.0  # a worker without a free slot looks this often whether the other workers' trials ended
 # Keys of the study file that may change between runs of one study (everything else must match on resume).
 RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights", "linearize",
-                  "promotion")  # promotion settings apply to the promotions not made yet
+                  "promotion", "jobs")  # promotion settings apply to the promotions not made yet
 
 
 def make_sampler(config: StudyConfig, space: SearchSpace, worker_id: int = 0) -> optuna.samplers.BaseSampler:
@@ -129,39 +124,30 @@ def count_trials(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def holds_slot(trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether a trial holds one of the study's n_trials slots (a surplus trial, pruned untrained, does not)."""
-    return not (trial.state == TrialState.PRUNED and str(trial.user_attrs.get("reason", "")).startswith(SURPLUS))
-
-
-def count_slots(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
-    """Trials in ``states`` that hold a slot: the round is complete when ``count_slots(study, FINISHED)`` reaches
-    the total (counting a surplus trial there once let a worker stop while another's last trial still ran)."""
-    return sum(holds_slot(t) for t in study.get_trials(deepcopy=False, states=states))
-
-
-@dataclass
-class RunResult:
-    study: optuna.Study
-    out_dir: Path
-    trials: pd.DataFrame
-    wall_seconds: float
-
-
-class _Progress:
-    """tqdm bar: trials done of the total, best accuracy so far (with its ReLUs), ETA."""
+class Progress:
+    """tqdm bar: trials done of the total, best accuracy so far (with its ReLUs), ETA. As a study callback it
+    counts this process's trials; :meth:`show` sets it from the storage (a supervisor of several processes)."""
 
     def __init__(self, total: int, done: int, enabled: bool, desc: str | None = None) -> None:
         self.bar = tqdm(total=total, initial=done, unit="trial", disable=not enabled, dynamic_ncols=True, desc=desc)
         self.best: tuple[float, int] | None = None
 
+    def _better(self, accuracy: float | None, relus: float | None) -> None:
+        if accuracy is not None and (self.best is None or accuracy > self.best[0]):
+            self.best = (accuracy, int(relus or 0))
+            self.bar.set_postfix_str(f"best acc {self.best[0]:.3f} @ {self.best[1]:,} ReLUs", refresh=False)
+
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        acc = trial.user_attrs.get("accuracy")
-        if acc is not None and (self.best is None or acc > self.best[0]):
-            self.best = (acc, int(trial.user_attrs.get("relus", 0)))
-        if self.best:
-            self.bar.set_postfix_str(f"best acc {self.best[0]:.3f} @ {self.best[1]:,} ReLUs")
+        self._better(trial.user_attrs.get("accuracy"), trial.user_attrs.get("relus"))
         self.bar.update(1)
+
+    def show(self, done: int, total: int, best: tuple[float, float] | None) -> None:
+        """Set the bar to ``done`` of ``total`` with the best (accuracy, ReLUs) so far."""
+        if best is not None:
+            self._better(*best)
+        self.bar.total = total
+        if done != self.bar.n:
+            self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
         self.bar.close()
@@ -181,12 +167,13 @@ class PreparedStudy:
 
 
 def prepare_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials: int | None = None,
-                  storage: str | None = None, out_dir: str | Path | None = None,
-                  worker_id: int = 0) -> PreparedStudy:
+                  storage: str | None = None, out_dir: str | Path | None = None, worker_id: int = 0,
+                  child: bool = False) -> PreparedStudy:
     """Check everything the study needs (space, dataset, baselines) and only then create or load it in its
     storage (``storage``, else the file's, else ``sqlite:///<out_dir>/study.db``), re-queue trials of a dead
     single-process run (SQLite), enqueue the baselines once and store the total (``n_trials``, else the file's)
-    as the study's user attr ``n_trials``. ``space``: a search space or the path of its file."""
+    as the study's user attr ``n_trials``. ``child``: a worker process started by a supervisor that did all of
+    that already (it only opens the study, with its own sampler). ``space``: a search space or its file's path."""
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
     space = space.with_budget(config.budget.min_relus, config.budget.max_relus)
     resolution = config.dataset.resolution or space.resolution
@@ -202,11 +189,12 @@ def prepare_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_tri
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     store = open_store(config, url)
     study = open_study(config, space, store, worker_id)
-    if store.location.kind == "sqlite":
-        store.requeue_dead(study, REQUEUED_ATTRS)
-    enqueue_baselines(study, baselines)
     total = n_trials or config.n_trials
-    study.set_user_attr("n_trials", total)
+    if not child:
+        if store.location.kind == "sqlite":
+            store.requeue_dead(study, REQUEUED_ATTRS)
+        enqueue_baselines(study, baselines)
+        study.set_user_attr("n_trials", total)
     return PreparedStudy(study, config, space, splits, store, out_dir, total)
 
 
@@ -223,89 +211,77 @@ def load_stored_study(storage: str, name: str) -> tuple[StudyConfig, SearchSpace
     return config, space, int(attrs.get("n_trials", config.n_trials))
 
 
-def promote_level(runner: TrialRunner, store: Store, config: StudyConfig, on_trial: Callback,
-                  progress: bool) -> None:
+def run_round(prep: PreparedStudy, worker_id: int, deadline: float | None, callbacks: list[Callback],
+              wait_for_others: bool) -> None:
+    """Run level-0 trials until the study holds ``prep.total`` finished ones (all workers together) or the
+    ``deadline`` (``time.perf_counter()`` seconds) passes.
+
+    Workers share the total: a worker starts a trial only while slot-holding trials (:mod:`~pisearch.study.slots`)
+    are fewer than the total; if two take the last slot at once, the later trial ends PRUNED untrained, reason
+    ``surplus``. ``wait_for_others``: when every slot is taken but trials still run elsewhere, wait for them to
+    end (a dead worker's trial is re-queued by heartbeat on servers, by the supervisor of ``--jobs``)."""
+    study, total, store = prep.study, prep.total, prep.store
+    runner = TrialRunner(prep.config, prep.space, prep.splits, prep.config.levels[0], str(prep.out_dir),
+                         worker_id=worker_id)
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        if slots_ahead(study, trial.number, trial.user_attrs) >= total:  # another worker took the last slot
+            trial.set_user_attr("reason", f"{SURPLUS}: all {total} trials of the study were taken; not trained")
+            study.stop()
+            raise optuna.TrialPruned()
+        return runner(trial)
+
+    def stop_when_taken(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        if count_slots(study, TAKEN) >= total:
+            study.stop()
+
+    while True:
+        left = None if deadline is None else deadline - time.perf_counter()
+        taken = count_slots(study, TAKEN)
+        if count_slots(study, FINISHED) >= total or (left is not None and left <= 0):
+            return
+        if taken < total:
+            study.optimize(objective, n_trials=total - taken, timeout=left, catch=(TrialDiverged,),
+                           callbacks=[stop_when_taken, *callbacks])
+        elif wait_for_others:  # the last trials run elsewhere: wait until they end or go stale
+            time.sleep(min(WAIT_POLL_S, prep.config.storage.heartbeat_interval_s))
+            store.fail_stale(study)
+        else:
+            return
+
+
+def run_levels(prep: PreparedStudy, worker_id: int, on_trial: Callback, progress: bool, wait_for_others: bool,
+               requeue: bool) -> None:
+    """Promote the round's front level by level (``fidelities:``), once the round is complete. ``requeue``:
+    promotions a dead run left RUNNING are re-queued (only where no other process may be running them)."""
+    if count_slots(prep.study, FINISHED) < prep.total:
+        return
+    levels, config = prep.config.levels, prep.config
+    wait_s = min(WAIT_POLL_S, config.storage.heartbeat_interval_s) if wait_for_others else None
+    for level, fidelity in enumerate(levels[1:], start=1):
+        warm = levels[level - 1].epochs if config.promotion.warm_start else None
+        runner = TrialRunner(config, prep.space, prep.splits, fidelity, str(prep.out_dir), level=level,
+                             warm_epochs=warm, worker_id=worker_id)
+        promote_level(runner, prep.store, config, on_trial, progress, wait_s, requeue)
+
+
+def promote_level(runner: TrialRunner, store: Store, config: StudyConfig, on_trial: Callback, progress: bool,
+                  wait_s: float | None, requeue: bool) -> None:
     """Promote the band of level ``runner.level − 1`` to ``runner.level`` and train it, until no band parent is
-    left without a level trial holding it (a promotion another worker dropped is taken over). SQLite: promotions
-    left RUNNING by a dead run are re-queued; server storages: wait for other workers' promotions to end."""
-    server = store.location.heartbeats
-    wait_s = min(WAIT_POLL_S, config.storage.heartbeat_interval_s) if server else None
+    left without a level trial holding it (a promotion another worker dropped is taken over). ``requeue``:
+    promotions left RUNNING by a dead run are re-queued first; ``wait_s``: poll this often until promotions other
+    processes run have ended, so the level is complete on return."""
     while True:
         level_study, added = enqueue_band(runner, store, config.name, runner.level, config.promotion.epsilon,
                                           config.directions)
-        if store.location.kind == "sqlite":
+        if requeue:
             added += store.requeue_dead(level_study, REQUEUED_ATTRS)
         waiting = count_trials(level_study, WAITING)
-        if not (added or waiting or (server and count_trials(level_study, (TrialState.RUNNING,)))):
+        running = wait_s is not None and count_trials(level_study, (TrialState.RUNNING,))
+        if not (added or waiting or running):
             return
-        bar = _Progress(waiting, 0, progress, f"level {runner.level}")
+        bar = Progress(waiting, 0, progress, f"level {runner.level}")
         try:
             train_waiting(runner, store, level_study, [on_trial, bar], wait_s=wait_s)
         finally:
             bar.close()
-
-
-def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials: int | None = None,
-              timeout_s: float | None = None, storage: str | None = None, out_dir: str | Path | None = None,
-              progress: bool = True, worker_id: int = 0) -> RunResult:
-    """Launch or resume the study (see :func:`prepare_study`) and run trials until it holds ``n_trials``
-    finished ones (all workers together; failed trials count) or for ``timeout_s`` seconds. Reports are
-    rewritten after every trial, so nothing is lost on a crash.
-
-    Workers share the total: a worker starts a trial only while finished + running trials are fewer than the
-    total (if two take the last slot at once, the later trial ends PRUNED untrained, reason ``surplus``). On a
-    storage with heartbeats (PostgreSQL, MySQL) a worker with no slot left waits for the other workers' trials
-    to end or to go stale; a stale trial is failed and re-run once, in a free slot."""
-    start = time.perf_counter()
-    prep = prepare_study(config, space, n_trials=n_trials, storage=storage, out_dir=out_dir, worker_id=worker_id)
-    study, total, out_dir = prep.study, prep.total, prep.out_dir
-    timeout_s = timeout_s or config.timeout_s
-    fidelities = config.levels
-    runner = TrialRunner(config, prep.space, prep.splits, fidelities[0], str(out_dir))
-    bar = _Progress(total, count_slots(study, FINISHED), progress)
-
-    def objective(trial: optuna.Trial) -> list[float]:
-        ahead = sum(t.number < trial.number and holds_slot(t) for t in study.get_trials(deepcopy=False, states=TAKEN))
-        if ahead >= total:  # another worker took the last slot at the same moment: this one gives way
-            trial.set_user_attr("reason", f"{SURPLUS}: all {total} trials of the study were taken; not trained")
-            study.stop()
-            raise optuna.TrialPruned()
-        trial.set_user_attr("worker", worker_id)
-        return runner(trial)
-
-    store = prep.store
-
-    def write(study: optuna.Study, _trial: optuna.trial.FrozenTrial | None = None) -> pd.DataFrame:
-        return write_reports(store, study, out_dir, config.objectives)
-
-    deadline = None if timeout_s is None else time.perf_counter() + timeout_s
-    try:
-        while True:
-            left = None if deadline is None else deadline - time.perf_counter()
-            taken = count_slots(study, TAKEN)
-            if count_slots(study, FINISHED) >= total or (left is not None and left <= 0):
-                break
-            if taken < total:
-                study.optimize(
-                    objective, n_trials=total - taken, timeout=left, catch=(TrialDiverged,),
-                    callbacks=[optuna.study.MaxTrialsCallback(total, states=TAKEN), write, bar],
-                )
-            elif store.location.heartbeats:  # the last trials run elsewhere: wait until they end or go stale
-                time.sleep(min(WAIT_POLL_S, config.storage.heartbeat_interval_s))
-                store.fail_stale(study)
-            else:
-                break
-        if count_slots(study, FINISHED) >= total:  # the round is complete: promote it level by level
-            for level, fidelity in enumerate(fidelities[1:], start=1):
-                warm = fidelities[level - 1].epochs if config.promotion.warm_start else None
-                level_runner = TrialRunner(config, prep.space, prep.splits, fidelity, str(out_dir), level=level,
-                                           warm_epochs=warm)
-                promote_level(level_runner, store, config, lambda *_: write(study), progress)
-            if config.linearize is not None and worker_id == 0:
-                linearize_front(study, config, write(study), prep.splits, fidelities[0], str(out_dir))
-    finally:
-        bar.close()
-        frame = write(study)
-    if config.dashboard:
-        write_dashboard(store.location.url, study=config.name, out=out_dir / "dashboard.html")
-    return RunResult(study, out_dir, frame, time.perf_counter() - start)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -22,6 +22,9 @@ from pisearch.study.store._frames import (
 from pisearch.study.store._location import Location, locate, locate_existing
 
 CONNECT_TIMEOUT_S = 10  # an unreachable server is reported after this long instead of hanging
+# A SQLite writer waits this long for another process's write lock (sqlite3's default, 5 s, lost 1 of 320 trial
+# completions with 8 processes writing flat out; 60 s lost none: benchmarks/storage_writers.py).
+SQLITE_BUSY_TIMEOUT_S = 60
 # What reading a broken storage raises: SQLAlchemy errors (corrupted or non-database file, missing tables), an
 # incompatible schema version (RuntimeError), a malformed URL (ValueError), an unreadable file (OSError).
 READ_ERRORS = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, RuntimeError, ValueError,
@@ -72,7 +75,7 @@ class Store:
             if location.kind == "journal":
                 return cls(location, JournalStorage(JournalFileBackend(str(location.path))))
             if location.kind == "sqlite":
-                return cls(location, RDBStorage(url))
+                return cls(location, RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}))
             return cls(location, RDBStorage(url, engine_kwargs={"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}},
                                             heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s,
                                             heartbeat_stale_trial_callback=retry))
@@ -128,6 +131,11 @@ class Store:
         so its sampler never samples)."""
         return self.create(level_name(name, level), directions, optuna.samplers.RandomSampler())
 
+    def with_levels(self, study: optuna.Study) -> list[optuna.Study]:
+        """``study`` and each of its fidelity-level studies that exists, level 0 first."""
+        levels = level_count(self.names(), study.study_name)
+        return [study] + [self.load(level_name(study.study_name, lv)) for lv in range(1, levels)]
+
     # ---- trials tables -------------------------------------------------------------------------------------
     def level_frame(self, name: str, level: int) -> pd.DataFrame:
         """Rows of study ``name`` measured at ``level`` (:func:`level_rows`; empty when the level study does not
@@ -155,10 +163,12 @@ class Store:
                 warnings.simplefilter("ignore", ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
 
-    def requeue_dead(self, study: optuna.Study, keep: Sequence[str]) -> int:
-        """Fail the RUNNING trials of ``study`` and enqueue each again (:func:`requeue`); returns how many. Only
-        for a storage no other process is using (on servers, heartbeats do this)."""
-        dead = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    def requeue_dead(self, study: optuna.Study, keep: Sequence[str],
+                     only: Callable[[FrozenTrial], bool] | None = None) -> int:
+        """Fail the RUNNING trials of ``study`` (those ``only`` accepts, when given) and enqueue each again
+        (:func:`requeue`); returns how many. Only for trials no live process runs (on servers, heartbeats do
+        this; a supervisor of local workers knows which of its workers died)."""
+        dead = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if only is None or only(t)]
         for t in dead:
             study.tell(t.number, state=TrialState.FAIL)
             requeue(study, t, keep)
