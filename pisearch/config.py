@@ -24,14 +24,23 @@ class ConfigModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def read_text(path: str | Path) -> str:
+    """A text file's contents (UTF-8); a missing, unreadable or undecodable file raises one ``UserError`` line
+    naming it."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"{path}: (file): cannot read it ({err.strerror or err})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: (file): not a text file (not valid UTF-8)") from None
+
+
 def read_yaml(path: str | Path) -> dict:
     """Parse a YAML mapping safely (``yaml.safe_load``); an unreadable file, bad syntax or a non-mapping
     raises ``UserError("path: (file|top level): reason")``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"{path}: (file): cannot read it ({err.strerror or err})") from None
+    text = read_text(path)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -11,7 +11,7 @@ from optuna.trial import FixedTrial
 
 from pisearch.cost import count
 from pisearch.errors import UserError
-from pisearch.space import SearchSpace
+from pisearch.space import BudgetConfig, SearchSpace
 from pisearch.spec import resnet, stage_widths
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
@@ -20,6 +20,14 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def raw(name: str) -> dict:
     return yaml.safe_load((SPACES / f"{name}.yaml").read_text())
+
+
+def two_stage() -> dict:
+    """A small space whose sampling mechanics are easy to check by hand: 1–2 stages, widths 4–16, per-stage acts."""
+    return {"name": "two_stage", "resolution": 16, "stem": {"kind": "cifar"},
+            "widths": {"base": [4, 8], "ratios": [[1, 2]]},
+            "stages": {"count": [1, 2], "depth": [{"low": 1, "high": 2}, 1], "block": "basic"},
+            "acts": {"choices": ["relu", "poly", "identity"], "granularity": "stage"}}
 
 
 def run_study(space: SearchSpace, sampler, n_trials: int) -> list:
@@ -56,7 +64,7 @@ SAMPLERS = {
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_samplers_give_valid_reproducible_specs(sampler):
-    space = SearchSpace.load(SPACES / "tiny.yaml")
+    space = SearchSpace.from_dict(two_stage())
     specs, study = run_study(space, SAMPLERS[sampler](), 18)
     again, _ = run_study(space, SAMPLERS[sampler](), 18)
     assert [s.hash for s in specs] == [s.hash for s in again]
@@ -87,7 +95,7 @@ def test_parameters_keep_one_distribution_across_trials():
 
 
 def test_fixed_trial_builds_exactly_the_named_architecture():
-    space = SearchSpace.load(SPACES / "tiny.yaml")
+    space = SearchSpace.from_dict(two_stage())
     params = {"num_stages": 2, "depth1": 2, "base_width": 8, "ratio2": 2,
               "act_stem": "relu", "act_stage1": "identity", "act_stage2": "poly"}
     spec = space.sample(FixedTrial(params), num_classes=10)
@@ -104,7 +112,7 @@ def test_fixed_trial_builds_exactly_the_named_architecture():
               "act_layer2.0.act1", "act_layer2.0.act2", "act_stem.act"]),
 ])
 def test_granularity_decides_the_activation_parameters(granularity, params):
-    data = raw("tiny")
+    data = two_stage()
     data["acts"]["granularity"] = granularity
     data["stages"]["count"] = 2
     data["stages"]["depth"] = [2, 1]
@@ -116,10 +124,10 @@ def test_granularity_decides_the_activation_parameters(granularity, params):
 
 
 def test_convention_b_never_searches_the_stem():
-    space = SearchSpace.from_dict({**raw("tiny"), "convention": "B"})
+    space = SearchSpace.from_dict({**two_stage(), "convention": "B"})
     assert "act_stem" not in space.grid()
-    spec = space.sample(FixedTrial({"num_stages": 1, "depth1": 1, "base_width": 4, "act_stage1": "relu"}),
-                        num_classes=10)
+    spec = space.sample(FixedTrial({"num_stages": 1, "depth1": 1, "base_width": 4, "ratio2": 1, "act_stage1": "relu",
+                                    "act_stage2": "poly"}), num_classes=10)  # stage 2's knobs: present, unused
     assert spec.act_map["stem.act"].kind == "identity"
     assert count(spec).relus == 2 * 4 * 16 * 16
 
@@ -130,8 +138,8 @@ def grid_specs(space: SearchSpace) -> list:
     return [space.sample(FixedTrial(dict(zip(grid, values))), num_classes=10) for values in product(*grid.values())]
 
 
-def test_grid_sampler_enumerates_exactly_size_distinct_specs_on_tiny():
-    space = SearchSpace.load(SPACES / "tiny.yaml")
+def test_grid_sampler_enumerates_exactly_size_distinct_specs():
+    space = SearchSpace.from_dict(two_stage())
     grid = space.grid()
     hashes = set()
     study = optuna.create_study(sampler=optuna.samplers.GridSampler(grid, seed=0))
@@ -161,11 +169,11 @@ def test_size_counts_distinct_specs_with_block_and_stem_choices(granularity, sta
 
 
 def test_budget_grid_visits_every_feasible_spec():
-    space = SearchSpace.load(SPACES / "tiny.yaml")
+    space = SearchSpace.from_dict(two_stage())
     window = (2_000, 6_000)
     feasible = {s.hash for s in grid_specs(space) if window[0] <= count(s).relus <= window[1]}
     assert 10 < len(feasible) < space.size()
-    budgeted = space.with_budget(*window)
+    budgeted = space.with_budget(BudgetConfig(min_relus=window[0], max_relus=window[1]))
     assert "base_width_frac" in budgeted.grid() and "base_width" not in budgeted.grid()
     assert feasible <= {s.hash for s in grid_specs(budgeted)}
 
@@ -174,15 +182,16 @@ def test_budget_knob_maps_fraction_onto_fitting_widths():
     data = {**raw("resnet_widths"), "budget": {"max_relus": 300_000}}
     space = SearchSpace.from_dict(data)
     params = {f"depth{i}": 2 for i in range(1, 5)} | {"ratio2": 2, "ratio3": 2, "ratio4": 2}
-    params |= {f"act_{s}": "relu" for s in ("stem", "stage1", "stage2", "stage3", "stage4")}
-    relus = {m: count(resnet(stage_widths(m, (2, 2, 2)), (2, 2, 2, 2))).relus for m in (16, 32, 64, 128)}
-    fitting = [m for m in (16, 32, 64, 128) if relus[m] <= 300_000]
-    assert fitting == [16, 32]  # ResNet18's shape has 8,704·m ReLUs: 278,528 at m = 32, 557,056 at m = 64
+    params |= {"act_stem.act": "relu"} | {f"act_stage{i}.act{j}": "relu" for i in range(1, 5) for j in (1, 2)}
+    bases = range(8, 129, 8)
+    relus = {m: count(resnet(stage_widths(m, (2, 2, 2)), (2, 2, 2, 2))).relus for m in bases}
+    fitting = [m for m in bases if relus[m] <= 300_000]
+    assert fitting == [8, 16, 24, 32]  # ResNet18's shape has 8,704·m ReLUs: 278,528 at m = 32, 348,160 at m = 40
     picks = [space.sample(FixedTrial({**params, "base_width_frac": f}), num_classes=10).stages[0].width
-             for f in (0.0, 0.49, 0.51, 1.0)]
-    assert picks == [16, 16, 32, 32]
-    tight = space.with_budget(max_relus=1_000)  # nothing fits: the cheapest width, left to the study to reject
-    assert tight.sample(FixedTrial({**params, "base_width_frac": 0.9}), num_classes=10).stages[0].width == 16
+             for f in (0.0, 0.26, 0.49, 0.51, 0.76, 1.0)]
+    assert picks == [8, 16, 16, 24, 32, 32]
+    tight = space.with_budget(BudgetConfig(max_relus=1_000))  # nothing fits: the cheapest width, for the study to reject
+    assert tight.sample(FixedTrial({**params, "base_width_frac": 0.9}), num_classes=10).stages[0].width == 8
 
 
 def test_budget_sampling_is_feasible_by_construction_on_resnet_widths():
@@ -195,7 +204,7 @@ def test_budget_sampling_is_feasible_by_construction_on_resnet_widths():
 
 
 BAD = [
-    # (change to tiny.yaml as key path -> value, or None to delete; expected key path; words of the reason)
+    # (change to two_stage() as key path -> value, or None to delete; expected key path; words of the reason)
     (("stages", "depth", 1), -1, "stages.depth[1]", "integer ≥ 1, got -1"),
     (("stages", "depth", 0), {"low": 2, "high": 1}, "stages.depth[0]", "low (2) is above high (1)"),
     (("stages", "colour"), 1, "stages.colour", "unknown key (allowed: depth, count, block)"),
@@ -205,7 +214,7 @@ BAD = [
     (("widths", "ratios"), [[1], [2]], "widths.ratios", "one entry per stage after the first (1"),
     (("widths", "max"), 4, "widths.max", "stage width of 8"),
     (("acts", "choices"), ["relu", "gelu"], "acts.choices", "one of relu, poly, identity, got 'gelu'"),
-    (("acts", "granularity"), "layer", "acts.granularity", "'network', 'stage', 'block' or 'site'"),
+    (("acts", "granularity"), "layer", "acts.granularity", "'network', 'stage', 'position', 'block' or 'site'"),
     (("budget",), {"min_relus": 10, "max_relus": 5}, "budget", "min_relus 10 is larger than max_relus 5"),
     (("budget",), {"max_relus": 0}, "budget.max_relus", "greater than or equal to 1"),
     (("stages", "count"), [1, 3], "stages.count", "at most 2 stages"),
@@ -216,7 +225,7 @@ BAD = [
 
 @pytest.mark.parametrize("key, value, path, reason", BAD, ids=[b[2] + ":" + b[3][:12] for b in BAD])
 def test_bad_file_names_file_key_and_reason(tmp_path, key, value, path, reason):
-    data = copy.deepcopy(raw("tiny"))
+    data = two_stage()
     parent = data
     for k in key[:-1]:
         parent = parent[k]
@@ -252,9 +261,85 @@ def test_missing_file_is_a_user_error(tmp_path):
 
 def test_with_budget_intersects_windows_without_reparsing():
     space = SearchSpace.from_dict({**raw("resnet_widths"), "budget": {"min_relus": 50_000, "max_relus": 300_000}})
-    narrowed = space.with_budget(max_relus=200_000)
+    narrowed = space.with_budget(BudgetConfig(max_relus=200_000))
     assert narrowed.budget == (50_000, 200_000) and space.budget == (50_000, 300_000)
     assert narrowed.config.widths == space.config.widths
     with pytest.raises(UserError, match=r"budget: the window \[400000, None\] asked for and the space's \[50000, "
                                         r"300000\] do not overlap"):
-        space.with_budget(min_relus=400_000)
+        space.with_budget(BudgetConfig(min_relus=400_000))
+
+
+@pytest.mark.parametrize("path", sorted(SPACES.glob("*.yaml")), ids=lambda p: p.name)
+def test_params_of_inverts_sampling_on_every_shipped_space(path):
+    space = SearchSpace.load(path)
+    specs, study = run_study(space, optuna.samplers.RandomSampler(seed=5), 25)
+    for spec, trial in zip(specs, study.trials):
+        params = space.params_of(spec)
+        assert set(params) == set(space.grid())  # the fixed encoding: every knob, every time
+        assert space.sample(FixedTrial(params), num_classes=10).hash == spec.hash
+
+
+def test_fixed_encoding_suggests_every_knob_in_every_trial():
+    space = SearchSpace.load(SPACES / "tiny.yaml")  # 1, 2 or 4 stages: stage 3-4 knobs unused by most trials
+    _, study = run_study(space, optuna.samplers.RandomSampler(seed=0), 20)
+    assert {frozenset(t.params) for t in study.trials} == {frozenset(space.grid())}
+    assert {len(t.params) for t in study.trials} == {16}
+
+
+@pytest.mark.parametrize("name, budgets", [("quickstart", (3000, 6000, 12000, 20000, 40000)),
+                                           ("tiny", (3000, 6000)), ("resnet_widths", (25_000, 100_000, 500_000))])
+def test_the_rule_designs_are_in_the_deepreshape_spaces(name, budgets):
+    from pisearch.rules import deepreshape_rule
+
+    space = SearchSpace.load(SPACES / f"{name}.yaml")
+    for budget in budgets:
+        spec = deepreshape_rule(budget, resolution=space.resolution)
+        assert space.sample(FixedTrial(space.params_of(spec)), num_classes=10) == spec
+
+
+@pytest.mark.parametrize("spec, knob", [
+    (resnet((64, 128, 256, 512), (2, 2, 2, 2), resolution=16), "base_width = 64 (choices: 4–32 step 4)"),
+    (resnet((8, 16, 56, 112), (2, 2, 2, 2), resolution=16), "ratio3 = 56/16"),
+    (resnet((8, 16, 32, 64), (2, 3, 2, 2), resolution=16), "depth2 = 3 (choices: 1–2 step 1)"),
+    (resnet((8, 16, 32, 64), (2, 2, 2, 2), resolution=16, acts={"layer2.0.act1": "identity"}),
+     "act_stage2.act1 = identity/relu within one group"),
+    (resnet((8, 16, 32), (2, 2, 2), resolution=16), "num_stages = 3"),
+    (resnet((8, 16, 32, 64), (2, 2, 2, 2), resolution=32), "resolution 32"),
+])
+def test_a_design_the_space_cannot_express_names_the_knob(spec, knob):
+    space = SearchSpace.load(SPACES / "quickstart.yaml")
+    with pytest.raises(UserError, match=re.escape(f"seed x: the space quickstart cannot express it: {knob}")):
+        space.params_of(spec, "seed x")
+
+
+def test_neighbours_move_one_knob_the_design_uses():
+    import numpy as np
+
+    space = SearchSpace.load(SPACES / "quickstart.yaml").with_budget(BudgetConfig(min_relus=2000, max_relus=40_000))
+    from pisearch.rules import deepreshape_rule
+
+    params = space.params_of(deepreshape_rule(6000, resolution=16))
+    rng = np.random.default_rng(0)
+    moved = [space.neighbour(params, rng) for _ in range(30)]
+    for near in moved:
+        changed = [k for k in params if near[k] != params[k]]
+        assert len(changed) <= 1
+    hashes = {space.sample(FixedTrial(p), num_classes=10).hash for p in moved}
+    assert len(hashes) >= 10  # many distinct neighbours, none of them a knob the design does not use
+
+
+def test_bins_split_the_window_and_sampling_aims_at_one():
+    space = SearchSpace.load(SPACES / "quickstart.yaml").with_budget(
+        BudgetConfig(min_relus=2000, max_relus=32_000, bins=4))
+    bins = space.bins()
+    assert [b[0] for b in bins] == [2000, 4000, 8000, 16000] and bins[-1][1] == 32_000  # log-spaced: ×2 each
+
+    def landed(window) -> list[int]:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
+        relus = [count(space.sample(study.ask(), num_classes=10, window=window)).relus for _ in range(30)]
+        return [sum(lo <= r <= hi for r in relus) for lo, hi in bins]
+
+    free = landed(None)  # 30 designs sampled over the whole window: how many land in each bin
+    aimed = [landed(window)[i] for i, window in enumerate(bins)]  # 30 designs aimed at each bin
+    assert all(a >= 2 * f for a, f in zip(aimed, free))  # the width knob steers designs into the bin asked for
+    assert sum(aimed) >= 60

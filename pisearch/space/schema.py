@@ -17,7 +17,7 @@ from pisearch.config import ConfigModel, validate
 from pisearch.errors import UserError
 from pisearch.spec import ACT_KINDS, BLOCK_EXPANSION, CONVENTIONS, STEM_KINDS, stage_widths
 
-GRANULARITIES = ("network", "stage", "block", "site")
+GRANULARITIES = ("network", "stage", "position", "block", "site")
 
 
 @dataclass(frozen=True)
@@ -140,11 +140,17 @@ class BudgetConfig(ConfigModel):
 
     min_relus: int | None = Field(None, ge=0)
     max_relus: int | None = Field(None, ge=1)
+    max_macs: int | None = Field(None, ge=1, description="compute cap: multiply-accumulates per image; a candidate "
+                                 "above it is costed, recorded infeasible and never trained")
+    bins: int | None = Field(None, ge=2, description="spread searched trials over this many log-spaced ReLU bins of "
+                             "[min_relus, max_relus], each trial aimed at the bin with the fewest so far")
 
     @model_validator(mode="after")
     def _ordered(self) -> BudgetConfig:
         if self.min_relus is not None and self.max_relus is not None and self.min_relus > self.max_relus:
             raise ValueError(f"min_relus {self.min_relus} is larger than max_relus {self.max_relus}")
+        if self.bins is not None and not (self.min_relus and self.max_relus):
+            raise ValueError("bins needs both min_relus (≥ 1) and max_relus: the bins split that window")
         return self
 
     @property

@@ -6,6 +6,6 @@ from pisearch.spec.schema import ACT_KINDS, BLOCK_EXPANSION, OFF_KINDS, STEM_KIN
 
 __all__ = [
     "ACT_KINDS", "BLOCK_EXPANSION", "CONVENTIONS", "OFF_KINDS", "OUTER_STAGES", "NETS", "STEM_KINDS", "Act",
-    "ArchSpec", "Layer", "Mask", "Site", "Stage", "Stem", "apply_convention", "hybrenet", "net", "register_net", "resnet",
-    "stage_widths",
+    "ArchSpec", "Layer", "Mask", "Site", "Stage", "Stem", "apply_convention", "hybrenet", "net", "register_net",
+    "resnet", "stage_widths",
 ]

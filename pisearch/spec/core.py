@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from pisearch.errors import SpecError
-from pisearch.spec.schema import ACT_KINDS, BLOCK_EXPANSION, ActDoc, SpecDoc, parse_act, parse_spec
+from pisearch.spec.schema import ACT_KINDS, BLOCK_EXPANSION, ActDoc, parse_act, parse_spec
 
 OUTER_STAGES = ("stem", "head")  # stage labels of the sites outside the residual stages (SNL's convention B drops them)
 

@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from pisearch.config import ConfigModel, key_path, read_yaml, reason, validate
+from pisearch.config import ConfigModel, key_path, read_text, read_yaml, reason, validate
 from pisearch.errors import UserError
 from pisearch.space import BudgetConfig
+from pisearch.spec import ArchSpec
 from pisearch.train import Fidelity
 
 # Objective name -> Optuna direction. Units: accuracy is validation top-1 in [0, 1]; relus / relus_b / polys are
@@ -105,6 +106,33 @@ class LinearizeStage(ConfigModel):
         return budgets
 
 
+class InitConfig(ConfigModel):
+    """Seeded search: designs enqueued as the first searched trials (``source=seed``), as parameters of the study's
+    own space so the sampler breeds from them. ``rule``: DeepReShape's rule at the study's baseline budgets;
+    ``nets``: the baseline named networks; ``specs``: spec JSON files (``arch.json`` of an export; paths relative to
+    the study file); ``neighbours``: mutated neighbours of each design (one or two knobs moved to a nearby value)."""
+
+    rule: bool = False
+    nets: bool = False
+    specs: list[str] = Field(default_factory=list)
+    neighbours: int = Field(0, ge=0)
+
+
+class CompareConfig(ConfigModel):
+    """Verdicts with error bars: after the search, every rule point and the searched contenders at its budget are
+    re-trained with ``seeds`` training seeds (other than the search's) at the comparison level; a verdict is a
+    ``tie`` when the paired 95 % interval of the accuracy difference covers 0. 0 turns it off."""
+
+    seeds: int = Field(3, ge=0)
+
+    @field_validator("seeds")
+    @classmethod
+    def _not_one(cls, seeds: int) -> int:
+        if seeds == 1:
+            raise ValueError("a single seed gives no error bar: use 2 or more (3 is the default), or 0 for none")
+        return seeds
+
+
 class Ladder(list):
     """The ``fidelities:`` entries as written (what the study file holds and what is stored with the study), plus
     ``levels``: the validated :class:`Fidelity` of every level, level 0 first."""
@@ -136,6 +164,8 @@ class StudyConfig(ConfigModel):
     device: str = "cpu"
     dashboard: bool = True
     linearize: LinearizeStage | None = None
+    init: InitConfig = InitConfig()
+    compare: CompareConfig = CompareConfig()
     keep_weights: bool = False  # store each trained trial's weights as an Optuna artifact (for export)
     jobs: Annotated[int, Field(ge=1)] | Literal["auto"] = 1  # worker processes on this machine (study.launch)
 
@@ -199,10 +229,25 @@ class StudyConfig(ConfigModel):
 
 
 def load_study_config(path: str | Path) -> tuple[StudyConfig, Path]:
-    """Read and validate a study file; returns the config and the resolved search-space path."""
+    """Read and validate a study file; returns the config and the resolved search-space path. The spec files of
+    ``init.specs`` (relative to the study file, then to the working directory) are read into the config as
+    canonical spec JSON, so the study stores the designs themselves and workers elsewhere need no files."""
     path = Path(path)
     config = validate(StudyConfig, read_yaml(path), str(path))
+    if config.init.specs:
+        specs = [_read_spec(text, path.parent, f"{path}: init.specs[{i}]") for i, text in enumerate(config.init.specs)]
+        config = config.model_copy(update={"init": config.init.model_copy(update={"specs": specs})})
     return config, resolve_space_path(config.space, path.parent, str(path))
+
+
+def _read_spec(entry: str, base: Path, where: str) -> str:
+    """Canonical spec JSON of an ``init.specs`` entry: already JSON (a stored study), or a spec file's path."""
+    if entry.lstrip().startswith("{"):
+        return ArchSpec.from_json(entry, source=where).to_json()
+    for candidate in (base / entry, Path(entry)):
+        if candidate.is_file():
+            return ArchSpec.from_json(read_text(candidate), source=f"{where} ({candidate})").to_json()
+    raise UserError(f"{where}: no such spec file {entry!r} (looked in {base} and {Path.cwd()})")
 
 
 def resolve_space_path(space: str, base: Path, source: str) -> Path:

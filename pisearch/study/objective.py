@@ -18,11 +18,15 @@ from pisearch.study.config import StudyConfig
 from pisearch.train import Fidelity, seeded_build, train_proxy
 
 CONSTRAINT_KEY = "relu_budget"  # > 0: ReLUs outside the budget window (feasible when ≤ 0)
+MACS_KEY = "macs_budget"        # > 0: MACs above budget.max_macs
+TARGET_BIN = "target_bin"       # the ReLU bin (budget.bins) a sampled trial was aimed at
+TRAIN_SEED = "train_seed"       # a trial trained with this seed instead of its level's (compare: seeds)
 CANDIDATE_ATTRS = ("source", "label", "budget", "spec")  # what an enqueued trial carries to name its candidate
 DIVERGED = "diverged"  # True on a trial that diverged after its retry (a final result: training is deterministic)
 WARM_WEIGHTS = "warm_start_weights"  # artifact id of the weights a promoted trial starts from (level below)
 WARM_EPOCHS = "warm_start_epochs"    # epochs those weights were trained for (0: trained from scratch after all)
 WORKER = "worker"  # the worker (sampler seed offset, process of `run --jobs`) that ran the trial
+SEARCHED = ("search", "seed")  # the search's side: sampled trials and the designs it was seeded with
 
 
 class TrialDiverged(RuntimeError):
@@ -80,14 +84,26 @@ class TrialRunner:
     worker_id: int = 0  # recorded on each trial (a supervisor re-queues the trials of a worker that died)
 
     def spec_for(self, trial: optuna.Trial) -> ArchSpec:
+        """The trial's spec: carried by an enqueued baseline or re-run, else sampled (a trial the sampler draws
+        while the budget has ``bins`` is aimed at the bin with the fewest trials aimed at it so far)."""
         if "spec" in trial.user_attrs:  # an enqueued baseline or a retried trial carries its spec
             return ArchSpec.from_json(trial.user_attrs["spec"], source=f"trial {trial.number} spec")
+        window, bins = None, self.space.bins()
+        if bins and "source" not in trial.user_attrs:
+            aimed = [t.user_attrs.get(TARGET_BIN) for t in trial.study.get_trials(deepcopy=False)]
+            target = min(range(len(bins)), key=lambda b: (aimed.count(b), (b - trial.number) % len(bins)))
+            trial.set_user_attr(TARGET_BIN, target)
+            window = bins[target]
         return self.space.sample(trial, num_classes=self.splits.train.num_classes,
-                                 in_channels=self.splits.train.x.shape[1])
+                                 in_channels=self.splits.train.x.shape[1], window=window)
 
-    @property
-    def fidelity_json(self) -> str:
-        return json.dumps(self.fidelity.model_dump(mode="json"), sort_keys=True)
+    def fidelity_of(self, trial: optuna.Trial) -> Fidelity:
+        """The level's fidelity, with the trial's ``train_seed`` when it carries one."""
+        seed = trial.user_attrs.get(TRAIN_SEED)
+        return self.fidelity if seed is None else self.fidelity.model_copy(update={"seed": seed})
+
+    def fidelity_json(self, trial: optuna.Trial) -> str:
+        return json.dumps(self.fidelity_of(trial).model_dump(mode="json"), sort_keys=True)
 
     def measured_before(self, trial: optuna.Trial, spec: ArchSpec) -> optuna.trial.FrozenTrial | None:
         """An earlier COMPLETE trial of this study that trained the same spec at the same fidelity from the same
@@ -97,7 +113,7 @@ class TrialRunner:
         start = start if start[0] is not None else [None, None]
         for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             a = t.user_attrs
-            if (a.get("spec_hash") == spec.hash and a.get("fidelity") == self.fidelity_json and "accuracy" in a
+            if (a.get("spec_hash") == spec.hash and a.get("fidelity") == self.fidelity_json(trial) and "accuracy" in a
                     and [a.get(k) for k in (WARM_WEIGHTS, WARM_EPOCHS)] == start
                     and (WEIGHTS_ATTR in a or not self.config.stores_weights)):
                 return t
@@ -111,19 +127,20 @@ class TrialRunner:
         """The model a trial trains and the fidelity it trains with: the seeded initial weights and the level's
         fidelity, or, for a promotion carrying ``warm_start_weights``, those weights and the epochs this level
         adds to the level below. Unreadable weights fall back to training from scratch (reason recorded)."""
-        model = seeded_build(spec, self.fidelity)
+        fidelity = self.fidelity_of(trial)
+        model = seeded_build(spec, fidelity)
         artifact = self.warm_weights(trial)
         if artifact is None:
-            return model, self.fidelity
+            return model, fidelity
         try:
             model.load_state_dict(fetch_weights(artifact, self.run_dir))
             epochs = self.warm_epochs
         except Exception as err:  # noqa: BLE001 — missing, corrupt or mismatched weights: train from scratch
             trial.set_user_attr("reason", f"warm start: weights {artifact} unreadable ({type(err).__name__}); "
                                 "trained from scratch")
-            model, epochs = seeded_build(spec, self.fidelity), 0
+            model, epochs = seeded_build(spec, fidelity), 0
         trial.set_user_attr(WARM_EPOCHS, epochs)
-        return model, self.fidelity.model_copy(update={"epochs": self.fidelity.epochs - epochs})
+        return model, fidelity.model_copy(update={"epochs": fidelity.epochs - epochs})
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         trial.set_user_attr(WORKER, self.worker_id)
@@ -131,20 +148,24 @@ class TrialRunner:
         source = trial.user_attrs.get("source", "search")
         metrics = cost_metrics(spec, self.config)
         record_spec(trial, spec, source, metrics)
-        window = self.space.budget  # the study's budget is merged into the space (SearchSpace.with_budget)
+        window, max_macs = self.space.budget, self.space.max_macs  # the study's budget is merged into the space's
         violation = budget_violation(int(metrics["relus"]), window)
-        if window != (None, None):
+        macs_over = 0 if max_macs is None else max(0, int(metrics["macs"]) - max_macs)
+        if window != (None, None) or max_macs is not None:
             trial.set_constraint(CONSTRAINT_KEY, float(violation))
-        trial.set_user_attr("feasible", violation == 0)
+            trial.set_constraint(MACS_KEY, float(macs_over))
+        trial.set_user_attr("feasible", violation == 0 and macs_over == 0)
 
         def values(accuracy: float) -> list[float]:
             return [accuracy if o == "accuracy" else metrics[o] for o in self.config.objectives]
 
-        if violation > 0 and source == "search":
-            trial.set_user_attr("reason", f"{int(metrics['relus'])} ReLUs outside budget {window}: not trained")
+        if (violation or macs_over) and source in SEARCHED:
+            why = (f"{int(metrics['relus']):,} ReLUs outside budget {window}" if violation else
+                   f"{int(metrics['macs']):,} MACs above max_macs {max_macs:,}")
+            trial.set_user_attr("reason", f"{why}: not trained")
             return values(0.0)
         trial.set_user_attr("level", self.level)
-        trial.set_user_attr("fidelity", self.fidelity_json)
+        trial.set_user_attr("fidelity", self.fidelity_json(trial))
         done = self.measured_before(trial, spec)
         if done is not None:
             trial.set_user_attr("reused_from", done.number)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -15,11 +15,10 @@ from tqdm.auto import tqdm
 from pisearch.config import validate
 from pisearch.data import Splits, load_dataset
 from pisearch.errors import UserError
-from pisearch.rules import deepreshape_rule
 from pisearch.space import SearchSpace
-from pisearch.spec import net
 from pisearch.study.config import StudyConfig
-from pisearch.study.objective import CANDIDATE_ATTRS, WARM_WEIGHTS, TrialDiverged, TrialRunner, holds_result
+from pisearch.study.candidates import enqueue_once, enqueued_trials
+from pisearch.study.objective import CANDIDATE_ATTRS, WARM_WEIGHTS, TrialDiverged, TrialRunner
 from pisearch.study.promotion import Callback, enqueue_band, train_waiting
 from pisearch.study.slots import FINISHED, SURPLUS, TAKEN, count_slots, slots_ahead
 from pisearch.study.store import PARENT, Store, default_location, read_study
@@ -29,7 +28,7 @@ REQUEUED_ATTRS = (*CANDIDATE_ATTRS, PARENT, WARM_WEIGHTS)  # what a re-queued tr
 WAIT_POLL_S = 2.0  # a worker without a free slot looks this often whether the other workers' trials ended
 # Keys of the study file that may change between runs of one study (everything else must match on resume).
 RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights", "linearize",
-                  "promotion", "jobs")  # promotion settings apply to the promotions not made yet
+                  "promotion", "jobs", "compare")  # promotion and compare settings apply to what is not done yet
 
 
 def make_sampler(config: StudyConfig, space: SearchSpace, worker_id: int = 0) -> optuna.samplers.BaseSampler:
@@ -53,8 +52,11 @@ def _config_identity(config: StudyConfig, space: SearchSpace) -> dict:
 
 def _pairs(old: dict, new: dict):
     """(key, (old value, new value)) for every key of either identity, keys that may change left out (studies
-    stored by an older pisearch may still list some of them)."""
-    return ((k, (old.get(k), new.get(k))) for k in set(old) | set(new) if k not in RESUMABLE_KEYS)
+    stored by an older pisearch may still list some of them, or lack keys added since: those read as defaults)."""
+    defaults = {k: f.get_default(call_default_factory=True) for k, f in StudyConfig.model_fields.items()
+                if not f.is_required()}
+    defaults = {k: v.model_dump(mode="json") if hasattr(v, "model_dump") else v for k, v in defaults.items()}
+    return ((k, (old.get(k, defaults.get(k)), new.get(k))) for k in set(old) | set(new) if k not in RESUMABLE_KEYS)
 
 
 def open_store(config: StudyConfig, url: str) -> Store:
@@ -82,42 +84,6 @@ def open_study(config: StudyConfig, space: SearchSpace, store: Store, worker_id:
     if [d.name.lower() for d in study.directions] != config.directions:
         raise UserError(f"study name clash: stored study {config.name!r} has other objective directions")
     return study
-
-
-def baseline_trials(config: StudyConfig, num_classes: int, in_channels: int, resolution: int) -> list[dict]:
-    """User attrs (source, label, spec JSON, budget) of the study's baselines: DeepReShape rule points and named
-    nets. Built before the storage is touched, so a budget the rule cannot meet leaves the storage unchanged."""
-    jobs: list[tuple[str, str, int | None, object]] = []
-    if config.baselines.deepreshape is not None:
-        for i, budget in enumerate(config.baselines.deepreshape.budgets):
-            try:
-                spec = deepreshape_rule(budget, resolution=resolution, num_classes=num_classes)
-            except UserError as err:
-                raise UserError(f"study {config.name!r}: baselines.deepreshape.budgets[{i}]: {err}") from None
-            jobs.append(("rule", f"deepreshape@{budget}", budget, spec))
-    for name in config.baselines.nets:
-        jobs.append(("net", name, None, net(name, resolution=resolution, num_classes=num_classes)))
-    trials = []
-    for source, label, budget, spec in jobs:
-        if spec.in_channels != in_channels:
-            spec = replace(spec, in_channels=in_channels)
-        attrs = {"source": source, "label": label, "spec": spec.to_json()}
-        if budget is not None:
-            attrs["budget"] = budget
-        trials.append(attrs)
-    return trials
-
-
-def enqueue_baselines(study: optuna.Study, baselines: list[dict]) -> int:
-    """Enqueue each baseline (user attrs from :func:`baseline_trials`) that no trial of the study holds yet
-    (:func:`holds_result`): once per study, and again after a crash or Ctrl-C cut its trial short. Returns how
-    many were enqueued."""
-    held = {tuple(t.user_attrs.get(k) for k in CANDIDATE_ATTRS) for t in study.get_trials(deepcopy=False)
-            if holds_result(t)}
-    todo = [attrs for attrs in baselines if tuple(attrs.get(k) for k in CANDIDATE_ATTRS) not in held]
-    for attrs in todo:
-        study.enqueue_trial({}, user_attrs=attrs)
-    return len(todo)
 
 
 def count_trials(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
@@ -175,12 +141,12 @@ def prepare_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_tri
     as the study's user attr ``n_trials``. ``child``: a worker process started by a supervisor that did all of
     that already (it only opens the study, with its own sampler). ``space``: a search space or its file's path."""
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
-    space = space.with_budget(config.budget.min_relus, config.budget.max_relus)
+    space = space.with_budget(config.budget)
     resolution = config.dataset.resolution or space.resolution
     splits = load_dataset(config.dataset.name, root=config.dataset.root, resolution=resolution,
                           channels=config.dataset.channels, val_fraction=config.dataset.val_fraction,
                           split_seed=config.dataset.split_seed, download=config.dataset.download)
-    baselines = baseline_trials(config, splits.train.num_classes, splits.train.x.shape[1], resolution)
+    enqueued = enqueued_trials(config, space, splits.train.num_classes, splits.train.x.shape[1])
     out_dir = Path(out_dir) if out_dir else Path("runs") / config.name
     url = storage or config.storage.url
     if url is None:  # the default SQLite file lives in the run folder
@@ -193,7 +159,7 @@ def prepare_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_tri
     if not child:
         if store.location.kind == "sqlite":
             store.requeue_dead(study, REQUEUED_ATTRS)
-        enqueue_baselines(study, baselines)
+        enqueue_once(study, enqueued)
         study.set_user_attr("n_trials", total)
     return PreparedStudy(study, config, space, splits, store, out_dir, total)
 

@@ -8,4 +8,5 @@ from pisearch.train.batches import DeviceImages
 from pisearch.train.fidelity import Fidelity
 from pisearch.train.proxy import TrainResult, evaluate, lr_at, recalibrate_bn, seeded_build, train_proxy
 
-__all__ = ["DeviceImages", "Fidelity", "TrainResult", "evaluate", "lr_at", "recalibrate_bn", "seeded_build", "train_proxy"]
+__all__ = ["DeviceImages", "Fidelity", "TrainResult", "evaluate", "lr_at", "recalibrate_bn", "seeded_build",
+           "train_proxy"]

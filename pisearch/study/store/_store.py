@@ -75,7 +75,8 @@ class Store:
             if location.kind == "journal":
                 return cls(location, JournalStorage(JournalFileBackend(str(location.path))))
             if location.kind == "sqlite":
-                return cls(location, RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}))
+                busy = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+                return cls(location, RDBStorage(url, engine_kwargs=busy))
             return cls(location, RDBStorage(url, engine_kwargs={"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}},
                                             heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s,
                                             heartbeat_stale_trial_callback=retry))

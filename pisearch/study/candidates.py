@@ -1,0 +1,107 @@
+"""The designs a study enqueues besides what its sampler samples: baselines (``source=rule|net``) and seeds
+(``source=seed``), every one as parameters of the study's own space.
+
+Every trial the sampler sees carries the same parameters (the space's fixed encoding), so NSGA-II crosses over
+every knob and TPE models them jointly; a baseline or seed the space cannot express is refused with the knob that
+cannot (:meth:`~pisearch.space.SearchSpace.params_of`) before the storage is touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import optuna
+
+from pisearch.errors import UserError
+from pisearch.rules import deepreshape_rule
+from pisearch.space import SearchSpace
+from pisearch.spec import ArchSpec, net
+from pisearch.study.config import StudyConfig
+from pisearch.study.objective import CANDIDATE_ATTRS, holds_result
+
+NEIGHBOUR_TRIES = 20  # draws per wanted neighbour before giving up (a small space may have few distinct ones)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A design to enqueue: its parameters in the space's encoding and the user attrs that name it."""
+
+    params: dict
+    attrs: dict
+
+
+def baselines(config: StudyConfig, space: SearchSpace, num_classes: int, in_channels: int) -> list[Candidate]:
+    """DeepReShape rule points (``source=rule``, at ``baselines.deepreshape.budgets``) and named networks
+    (``source=net``), with their spec JSON and parameters."""
+    resolution, convention = space.resolution, space.config.convention
+    found: list[tuple[str, str, str, int | None, ArchSpec]] = []
+    if config.baselines.deepreshape is not None:
+        for i, budget in enumerate(config.baselines.deepreshape.budgets):
+            where = f"study {config.name!r}: baselines.deepreshape.budgets[{i}]"
+            try:
+                spec = deepreshape_rule(budget, resolution=resolution, num_classes=num_classes, convention=convention)
+            except UserError as err:
+                raise UserError(f"{where}: {err}") from None
+            found.append((where, "rule", f"deepreshape@{budget}", budget, spec))
+    for i, name in enumerate(config.baselines.nets):
+        spec = net(name, resolution=resolution, num_classes=num_classes, convention=convention)
+        found.append((f"study {config.name!r}: baselines.nets[{i}]", "net", name, None, spec))
+    out = []
+    for where, source, label, budget, spec in found:
+        spec = replace(spec, in_channels=in_channels)
+        attrs = {"source": source, "label": label, "spec": spec.to_json()}
+        if budget is not None:
+            attrs["budget"] = budget
+        out.append(Candidate(space.params_of(spec, f"{where} ({label})"), attrs))
+    return out
+
+
+def seeds(config: StudyConfig, space: SearchSpace, found: list[Candidate], num_classes: int,
+          in_channels: int) -> list[Candidate]:
+    """The ``init:`` designs (``source=seed``): the rule's and named nets' designs among ``found`` baselines, the
+    spec files, and ``neighbours`` mutated neighbours of each (drawn from the study seed; duplicates skipped)."""
+    init = config.init
+    designs = [(c.attrs["label"], c.params) for c in found
+               if (init.rule and c.attrs["source"] == "rule") or (init.nets and c.attrs["source"] == "net")]
+    for i, text in enumerate(init.specs):
+        spec = replace(ArchSpec.from_json(text, source=f"init.specs[{i}]"), in_channels=in_channels)
+        designs.append((f"spec {spec.hash}", space.params_of(spec, f"study {config.name!r}: init.specs[{i}]")))
+    rng = np.random.default_rng(config.seed)
+    seen: set[str] = set()
+    out = []
+
+    def add(label: str, params: dict) -> bool:
+        digest = space.sample(optuna.trial.FixedTrial(params), num_classes=num_classes, in_channels=in_channels).hash
+        if digest in seen:
+            return False
+        seen.add(digest)
+        out.append(Candidate(params, {"source": "seed", "label": label}))
+        return True
+
+    for label, params in designs:
+        add(f"seed {label}", params)
+    for label, params in designs:
+        made, tries = 0, 0
+        while made < init.neighbours and tries < NEIGHBOUR_TRIES * init.neighbours:
+            tries += 1
+            made += add(f"seed {label} ~{made + 1}", space.neighbour(params, rng))
+    return out
+
+
+def enqueued_trials(config: StudyConfig, space: SearchSpace, num_classes: int, in_channels: int) -> list[Candidate]:
+    """Baselines, then seeds: built before the storage is touched, so a design the space cannot express (or a
+    budget the rule cannot meet) leaves the storage unchanged."""
+    found = baselines(config, space, num_classes, in_channels)
+    return found + seeds(config, space, found, num_classes, in_channels)
+
+
+def enqueue_once(study: optuna.Study, candidates: list[Candidate]) -> int:
+    """Enqueue each candidate that no trial of the study holds yet (:func:`holds_result`, by the attrs that name
+    a candidate): once per study, and again after a crash or Ctrl-C cut its trial short. Returns how many."""
+    held = {tuple(t.user_attrs.get(k) for k in CANDIDATE_ATTRS) for t in study.get_trials(deepcopy=False)
+            if holds_result(t)}
+    todo = [c for c in candidates if tuple(c.attrs.get(k) for k in CANDIDATE_ATTRS) not in held]
+    for c in todo:
+        study.enqueue_trial(c.params, user_attrs=c.attrs)
+    return len(todo)
