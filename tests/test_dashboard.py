@@ -32,7 +32,7 @@ def run_dir(tmp_path_factory) -> Path:
         "dataset": {"name": "synthetic", "resolution": 16},
         "fidelity": {"epochs": 1, "batch_size": 32, "train_subset": 96, "threads": 1},
         "n_trials": 8, "sampler": {"name": "random"}, "seed": 0, "budget": {"min_relus": 500},
-        "baselines": {"deepreshape": {"budgets": [3000, 6000]}},
+        "baselines": {"deepreshape": {"budgets": [3000, 6000]}}, "compare": {"seeds": 2},
     }))
     config, space = load_study_config(base / "study.yaml")
     result = run_study(config, space, out_dir=base / "run", progress=False)

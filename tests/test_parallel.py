@@ -15,7 +15,7 @@ import yaml
 from optuna.trial import TrialState
 
 from pisearch.errors import UserError
-from pisearch.study import load_study_config, run_study
+from pisearch.study import Store, load_study_config, run_study
 from pisearch.study.launch import physical_cores, resolve_jobs
 from pisearch.study.slots import FINISHED, count_slots
 
@@ -24,16 +24,23 @@ CLI = [sys.executable, "-c", "import sys; from pisearch.cli import main; sys.arg
 TOTAL = 6
 
 
+# tiny.yaml's rule designs plus ResNet18's shape (64; 2,2,2): its baseline is the slowest trial by far (seconds), so a
+# worker killed while it trains is killed mid-trial.
+SPACE = {**yaml.safe_load((ROOT / "search_spaces" / "tiny.yaml").read_text()),
+         "widths": {"base": [4, 8, 64], "ratios": [[1, 2], [1, 2, 5], [1, 2, 3]]}}
+
+
 def write_study(folder: Path, **overrides) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "space.yaml").write_text(yaml.safe_dump(SPACE))
     data = {
-        "name": "p", "space": str(ROOT / "search_spaces" / "tiny.yaml"),
+        "name": "p", "space": str(folder / "space.yaml"),
         "dataset": {"name": "synthetic", "resolution": 16},
         "fidelity": {"epochs": 1, "batch_size": 32, "train_subset": 96, "threads": 1},
-        "n_trials": TOTAL, "sampler": {"name": "random"}, "seed": 3, "dashboard": False,
+        "n_trials": TOTAL, "sampler": {"name": "random"}, "seed": 3, "dashboard": False, "compare": {"seeds": 0},
         "baselines": {"deepreshape": {"budgets": [3000, 6000]}, "nets": ["resnet18"]},
     }
     data.update(overrides)
-    folder.mkdir(parents=True, exist_ok=True)
     (folder / "s.yaml").write_text(yaml.safe_dump(data))
     return folder / "s.yaml"
 
@@ -74,8 +81,8 @@ def training_resnet18(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
     if not (run_dir / "study.db").exists():
         return []
     try:
-        trials = stored(run_dir).trials
-    except KeyError:  # the study is not created yet
+        trials = Store.read(str(run_dir)).load("p").trials  # read-only: never races the run creating the tables
+    except (UserError, KeyError):  # the storage or the study is not created yet
         return []
     return [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get("label") == "resnet18"
             and "worker" in t.user_attrs]

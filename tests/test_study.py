@@ -24,6 +24,7 @@ TINY_STUDY = {
     "dataset": {"name": "synthetic", "resolution": 16},
     "fidelity": {"epochs": 1, "batch_size": 32, "train_subset": 96, "threads": 1},
     "sampler": {"name": "random"},
+    "compare": {"seeds": 0},  # seed re-trainings: tests/test_search.py
 }
 
 

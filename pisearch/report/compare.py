@@ -25,19 +25,29 @@ import pandas as pd
 
 from pisearch.cost import Cost, count
 from pisearch.errors import UserError
-from pisearch.report.pareto import hypervolume_2d, pareto_front
+from pisearch.report.pareto import hypervolume_2d, pareto_front, shared_hypervolume
+from pisearch.report.verdict import paired
 from pisearch.spec import ArchSpec
 
 REQUIRED = ("number", "state", "source", "accuracy", "relus", "spec")
-OPTIONAL = ("label", "budget", "level", "train_seconds")
+OPTIONAL = ("label", "budget", "level", "train_seconds", "latency_ms")
 CANDIDATE = ["source", "budget", "spec"]
+SEARCHED = ("search", "seed")  # the search's side: sampled trials and the designs it was seeded with
 FRONT_OBJECTIVES = {"relus": "minimize", "accuracy": "maximize"}
 HV_AXES = ["maximize", "minimize"]  # accuracy, log10(ReLUs): the hypervolume axes
+COMPUTE_MULTIPLES = (1, 5, 20)  # the search's best at k × the rule's training seconds
+_SIDE = ["number", "source", "label", "relus", "latency_ms", "accuracy"]
 COMPARE_COLUMNS = [
-    "budget", "rule_number", "rule_label", "rule_relus", "rule_accuracy", "level", "n_search",
-    "search_best_number", "search_best_label", "search_best_relus", "search_best_accuracy", "search_minus_rule",
+    "budget", "rule_number", "rule_label", "rule_relus", "rule_latency_ms", "rule_accuracy", "level", "n_search",
+    *[f"search_best_{c}" for c in _SIDE], "search_minus_rule",
+    "seeds", "rule_accuracy_mean", "rule_accuracy_std", "search_accuracy_mean", "search_accuracy_std",
+    "difference_mean", "difference_low", "difference_high", "verdict",
+    *[f"latency_best_{c}" for c in _SIDE], "latency_accuracy_mean", "latency_accuracy_std", "latency_difference_mean",
+    "latency_difference_low", "latency_difference_high", "verdict_latency",
     "search_relus_at_iso_accuracy", "relu_saving_at_iso_accuracy", "rule_train_seconds", "search_train_seconds",
+    "compute_ratio", *[f"search_best_accuracy_at_{k}x" for k in COMPUTE_MULTIPLES],
 ]
+SEED_RUN_COLUMNS = ["parent", "level", "train_seed", "state", "accuracy", "train_seconds"]
 
 
 def trials_table(trials: pd.DataFrame, required: Iterable[str] = REQUIRED) -> pd.DataFrame:
@@ -50,7 +60,7 @@ def trials_table(trials: pd.DataFrame, required: Iterable[str] = REQUIRED) -> pd
         if col not in df:
             df[col] = np.nan
     df["level"] = pd.to_numeric(df["level"], errors="coerce").fillna(0).astype(int)
-    for col in ("accuracy", "relus", "budget", "train_seconds"):
+    for col in ("accuracy", "relus", "budget", "train_seconds", "latency_ms"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
     return df
 
@@ -93,60 +103,147 @@ def relus_to_reach(points: pd.DataFrame, accuracy: float) -> float:
     return float(10 ** (r[i - 1] + t * (r[i] - r[i - 1])))
 
 
-def _compare_row(rule: pd.DataFrame, search: pd.DataFrame, rule_seconds: float, search_seconds: float) -> dict:
+def _best(pool: pd.DataFrame, prefix: str) -> dict:
+    """The most accurate row of ``pool`` as ``{prefix}{number, source, label, relus, latency_ms, accuracy}``."""
+    best = pool.loc[pool["accuracy"].idxmax()] if len(pool) else pd.Series(dtype=object)
+    return {f"{prefix}{c}": best.get(c, math.nan) for c in _SIDE}
+
+
+def _seed_accuracies(runs: pd.DataFrame, number: float, level: int) -> dict[int, float]:
+    """Accuracy by training seed of the completed seed runs of level-0 trial ``number`` at ``level``."""
+    if runs is None or not len(runs) or pd.isna(number):
+        return {}
+    mine = runs[(runs["parent"] == number) & (runs["level"] == level) & (runs["state"] == "COMPLETE")]
+    return {int(s): float(a) for s, a in zip(mine["train_seed"], mine["accuracy"]) if pd.notna(a)}
+
+
+def _verdict(rule: dict[int, float], side: dict[int, float], prefix: str) -> dict:
+    p = paired(side, rule)
+    return {f"{prefix}accuracy_mean": p.a_mean, f"{prefix}accuracy_std": p.a_std,
+            f"{prefix}difference_mean": p.difference, f"{prefix}difference_low": p.low,
+            f"{prefix}difference_high": p.high}, p
+
+
+def _at_compute(search: pd.DataFrame, seconds: float, relus: float) -> dict:
+    """The most accurate searched point with ≤ ``relus`` among the trials (in trial order) that the search had
+    trained by the time it spent k × ``seconds`` of training, for each k of :data:`COMPUTE_MULTIPLES`."""
+    level0 = search[search["level"] == 0].sort_values("number")
+    spent = level0["train_seconds"].fillna(0).cumsum()
+    out = {}
+    for k in COMPUTE_MULTIPLES:
+        done = level0[(spent <= k * seconds) & (level0["relus"] <= relus)]
+        out[f"search_best_accuracy_at_{k}x"] = done["accuracy"].max() if len(done) else math.nan
+    return out
+
+
+def _compare_row(rule: pd.DataFrame, search: pd.DataFrame, runs: pd.DataFrame | None, seconds: dict) -> dict:
     common = set(rule["level"]) & set(search["level"])
     level = max(common) if common else int(rule["level"].max())
     point = rule[rule["level"] == level].sort_values("number").iloc[-1]
     pool = search[search["level"] == level]
-    below = pool[pool["relus"] <= point["relus"]]
-    best = below.loc[below["accuracy"].idxmax()] if len(below) else pd.Series(dtype=object)
     needed = relus_to_reach(pool, point["accuracy"])
-    return {
+    row = {
         "budget": point["budget"], "rule_number": point["number"], "rule_label": point["label"],
-        "rule_relus": point["relus"], "rule_accuracy": point["accuracy"], "level": level, "n_search": len(pool),
-        "search_best_number": best.get("number", math.nan), "search_best_label": best.get("label", math.nan),
-        "search_best_relus": best.get("relus", math.nan), "search_best_accuracy": best.get("accuracy", math.nan),
-        "search_minus_rule": best.get("accuracy", math.nan) - point["accuracy"],
+        "rule_relus": point["relus"], "rule_latency_ms": point["latency_ms"], "rule_accuracy": point["accuracy"],
+        "level": level, "n_search": len(pool),
+        **_best(pool[pool["relus"] <= point["relus"]], "search_best_"),
+        **_best(pool[pool["latency_ms"] <= point["latency_ms"]], "latency_best_"),
         "search_relus_at_iso_accuracy": needed, "relu_saving_at_iso_accuracy": point["relus"] / needed,
-        "rule_train_seconds": rule_seconds, "search_train_seconds": search_seconds,
+        "rule_train_seconds": seconds["rule_point"], "search_train_seconds": seconds["search"],
+        "compute_ratio": seconds["search"] / seconds["rule"] if seconds["rule"] else math.nan,
+        **_at_compute(search, seconds["rule"], point["relus"]),
     }
+    row["search_minus_rule"] = row["search_best_accuracy"] - point["accuracy"]
+    rule_seeds = _seed_accuracies(runs, point["number"], level)
+    found, p = _verdict(rule_seeds, _seed_accuracies(runs, row["search_best_number"], level), "search_")
+    row |= {k.replace("search_difference", "difference"): v for k, v in found.items()}
+    row |= {"verdict": p.verdict, "seeds": ",".join(map(str, p.seeds)),
+            "rule_accuracy_mean": p.b_mean, "rule_accuracy_std": p.b_std}
+    found, p = _verdict(rule_seeds, _seed_accuracies(runs, row["latency_best_number"], level), "latency_")
+    return row | found | {"verdict_latency": p.verdict}
 
 
-def compare_table(trials: pd.DataFrame) -> pd.DataFrame:
+def compare_table(trials: pd.DataFrame, seed_runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per rule point (``source == "rule"``; one per budget), sorted by budget.
 
     At the fidelity ``level`` chosen as in the module docstring: ``search_best_*`` is the most accurate
-    searched trial with ``relus ≤ rule_relus`` (NaN if none), ``search_minus_rule`` its accuracy minus the
-    rule's (accuracy units, 0–1), ``relu_saving_at_iso_accuracy`` = rule_relus / :func:`relus_to_reach` on
-    the searched front (how many times fewer ReLUs the search needs for the rule's accuracy; NaN if the front
-    never reaches it). ``rule_train_seconds`` sums every row of that rule point, ``search_train_seconds``
-    every searched row of any state and level (the search's whole training cost).
+    searched trial (``source`` search or seed) with ``relus ≤ rule_relus`` (NaN if none), ``latency_best_*`` the
+    most accurate with ``latency_ms ≤ rule_latency_ms`` (the study's protocol estimate: polynomials and linear
+    layers priced), ``search_minus_rule`` the first one's accuracy minus the rule's (accuracy units, 0–1),
+    ``relu_saving_at_iso_accuracy`` = rule_relus / :func:`relus_to_reach` on the searched front (NaN if the
+    front never reaches the rule's accuracy).
+
+    With ``seed_runs`` (columns :data:`SEED_RUN_COLUMNS`: re-trainings of level-0 trial ``parent`` at ``level``
+    with ``train_seed``): per side the mean and standard deviation over the seeds both sides have, the mean
+    paired difference with its 95 % interval and the verdict (:mod:`pisearch.report.verdict`), by ReLUs and by
+    latency. Compute: ``rule_train_seconds`` is this rule point's training, ``search_train_seconds`` every
+    searched row's (any state and level), ``compute_ratio`` the latter over the training of all rule points,
+    ``search_best_accuracy_at_kx`` the search's best with ≤ rule_relus once it had spent k × the rule's seconds.
     """
     df = trials_table(trials)
-    search = measured(df[df["source"] == "search"])
-    search_seconds = float(df.loc[df["source"] == "search", "train_seconds"].sum())
+    searched = df["source"].isin(SEARCHED)
+    search = measured(df[searched])
+    rules = df[df["source"] == "rule"]
+    seconds = {"search": float(df.loc[searched, "train_seconds"].sum()), "rule": float(rules["train_seconds"].sum())}
     rows = []
-    for _, group in df[df["source"] == "rule"].groupby(["budget", "spec"], dropna=False):
+    for _, group in rules.groupby(["budget", "spec"], dropna=False):
         rule = measured(group)
         if len(rule):
-            rows.append(_compare_row(rule, search, float(group["train_seconds"].sum()), search_seconds))
+            rows.append(_compare_row(rule, search, seed_runs, {**seconds, "rule_point": float(group["train_seconds"].sum())}))
     out = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
     return out.sort_values(["budget", "rule_relus"], kind="stable").reset_index(drop=True)
 
 
-def hypervolume_vs_rule(trials: pd.DataFrame, level: int | None = None) -> dict:
-    """Hypervolume of the searched front and of the rule points under one reference point, at one level.
+def bin_table(trials: pd.DataFrame, bins: list[tuple[int, int]]) -> pd.DataFrame:
+    """Searched trials per ReLU bin (``budget.bins``): how many were sampled into it (level 0, any state, by their
+    ReLU count), how many were measured, and the best accuracy there (each candidate at its highest level)."""
+    df = trials_table(trials)
+    searched = df[df["source"].isin(SEARCHED) & (df["level"] == 0)]
+    best = highest_level(measured(df[df["source"].isin(SEARCHED)]))
+    rows = []
+    for i, (low, high) in enumerate(bins):
+        inside = searched["relus"].between(low, high)
+        rows.append({"bin": i, "relus_low": low, "relus_high": high, "trials": int(inside.sum()),
+                     "measured": int(measured(searched[inside]).shape[0]),
+                     "best_accuracy": best.loc[best["relus"].between(low, high), "accuracy"].max()})
+    return pd.DataFrame(rows, columns=["bin", "relus_low", "relus_high", "trials", "measured", "best_accuracy"])
 
-    Axes: accuracy (maximize) and log10(ReLUs) (minimize; counts below 1 are taken as 1); reference point:
-    accuracy 0 and ten times the largest ReLU count of either set, so the value is in accuracy × decades of
-    ReLUs and a set that is better everywhere has the larger value. ``level`` defaults to the lowest level,
-    where every trial is measured. ``ratio`` = search / rule.
+
+def seed_contenders(trials: pd.DataFrame) -> pd.DataFrame:
+    """What the ``compare: seeds`` stage re-trains: every rule point at its comparison level and, at that level,
+    the searched contenders :func:`compare_table` reads (by ReLUs and by latency) and the searched Pareto front
+    within the rule points' ReLU range. One row per (trial number, level) with the trial's ``source``, ``label``,
+    ``budget`` and ``spec``."""
+    table = compare_table(trials)
+    df = trials_table(trials)
+    wanted = set()
+    for _, row in table.iterrows():
+        for number in (row["rule_number"], row["search_best_number"], row["latency_best_number"]):
+            if pd.notna(number):
+                wanted.add((int(number), int(row["level"])))
+        pool = measured(df[df["source"].isin(SEARCHED) & (df["level"] == row["level"])])
+        front = pareto_front(pool, FRONT_OBJECTIVES)
+        front = front[front["relus"].between(table["rule_relus"].min(), table["rule_relus"].max())]
+        wanted |= {(int(n), int(row["level"])) for n in front["number"]}
+    rows = df[[(int(n), int(lv)) in wanted for n, lv in zip(df["number"], df["level"])]]
+    return rows.drop_duplicates(["number", "level"])[["number", "level", "source", "label", "budget", "spec"]]
+
+
+def hypervolume_vs_rule(trials: pd.DataFrame, level: int | None = None) -> dict:
+    """Hypervolume of the searched front (search and seed trials) and of the rule points, at one level.
+
+    Full: axes accuracy (maximize) and log10(ReLUs) (minimize; counts below 1 are taken as 1), reference point
+    accuracy 0 and ten times the largest ReLU count of either set (accuracy × decades of ReLUs; a set better
+    everywhere has the larger value); ``ratio`` = search / rule. Shared (``shared_*``): the same over only the ReLU
+    range both sets cover, above the lowest accuracy there (:func:`~pisearch.report.pareto.shared_hypervolume`),
+    so a corner the rule cannot reach does not decide it. ``level`` defaults to the lowest level, where every
+    trial is measured.
     """
     m = measured(trials_table(trials))
     if level is None:
         level = int(m["level"].min()) if len(m) else 0
     m = m[m["level"] == level]
-    sets = {name: m[m["source"] == name] for name in ("search", "rule")}
+    sets = {"search": m[m["source"].isin(SEARCHED)], "rule": m[m["source"] == "rule"]}
     top = max(float(m["relus"].max()) if len(m) else 1.0, 1.0)
     reference = (0.0, math.log10(10 * top))
 
@@ -155,9 +252,13 @@ def hypervolume_vs_rule(trials: pd.DataFrame, level: int | None = None) -> dict:
         return hypervolume_2d(xy, reference, HV_AXES)
 
     search_hv, rule_hv = hv(sets["search"]), hv(sets["rule"])
+    shared = shared_hypervolume(sets["search"], sets["rule"])
     return {"level": level, "reference_accuracy": reference[0], "reference_relus": 10 * top,
             "search_hypervolume": search_hv, "rule_hypervolume": rule_hv,
             "ratio": search_hv / rule_hv if rule_hv > 0 else math.nan,
+            "shared_relus_low": shared["low"], "shared_relus_high": shared["high"],
+            "shared_floor_accuracy": shared["floor"], "shared_search_hypervolume": shared["a"],
+            "shared_rule_hypervolume": shared["b"], "shared_ratio": shared["ratio"],
             "n_search": len(sets["search"]), "n_rule": len(sets["rule"])}
 
 

@@ -20,14 +20,15 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from pisearch.report.compare import (
-    FRONT_OBJECTIVES, HV_AXES, accuracy_by_width, compare_table, highest_level, hypervolume_vs_rule, log_relus,
-    measured, stage_relu_share, trials_table,
+    FRONT_OBJECTIVES, HV_AXES, SEARCHED, accuracy_by_width, bin_table, compare_table, highest_level,
+    hypervolume_vs_rule, log_relus, measured, stage_relu_share, trials_table,
 )
 from pisearch.report.pareto import hypervolume_2d, pareto_front, pareto_mask
 
 # Marker per trial source; any other source (a linearization method, …) gets OTHER.
 SOURCE_STYLE = {
     "search": {"symbol": "circle", "color": "#7f9cc9", "size": 8},
+    "seed": {"symbol": "circle-open", "color": "#3d5a80", "size": 9},
     "rule": {"symbol": "diamond", "color": "#e6850e", "size": 13},
     "net": {"symbol": "square", "color": "#2a9d3a", "size": 12},
 }
@@ -43,9 +44,10 @@ def candidates(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def search_front(trials: pd.DataFrame) -> pd.DataFrame:
-    """Pareto front (max accuracy, min ReLUs) of the searched candidates at their highest level, by ReLUs."""
+    """Pareto front (max accuracy, min ReLUs) of the searched candidates (search and seed trials) at their highest
+    level, by ReLUs."""
     pool = candidates(trials)
-    return pareto_front(pool[pool["source"] == "search"], FRONT_OBJECTIVES).sort_values(["relus", "number"])
+    return pareto_front(pool[pool["source"].isin(SEARCHED)], FRONT_OBJECTIVES).sort_values(["relus", "number"])
 
 
 def _log_x(relus: pd.Series) -> np.ndarray:
@@ -68,14 +70,16 @@ def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, log_x: bool = 
     return fig
 
 
-def pareto_figure(trials: pd.DataFrame) -> go.Figure:
-    """Accuracy vs ReLUs (log x): one marker trace per source (searched, DeepReShape rule, named nets, …) and the
-    searched Pareto front as a step line (trace named ``Pareto front …``), hover = trial, spec summary, counts."""
+def pareto_figure(trials: pd.DataFrame, compare: pd.DataFrame | None = None) -> go.Figure:
+    """Accuracy vs ReLUs (log x): one marker trace per source (searched, seeds, DeepReShape rule, named nets, …), the
+    searched Pareto front as a step line (trace named ``Pareto front …``), hover = trial, spec summary, counts, and
+    with ``compare`` rows that carry seed statistics, each rule point and its searched contender as mean ± sd over
+    the seeds (traces ``… over seeds``)."""
     pool = candidates(trials)
     fig = go.Figure()
     for source, group in pool.groupby("source", sort=False):
         style = SOURCE_STYLE.get(source, OTHER_STYLE)
-        labelled = source != "search"
+        labelled = source not in SEARCHED
         fig.add_trace(go.Scatter(
             x=_log_x(group["relus"]), y=group["accuracy"], name=f"{source} ({len(group)})",
             mode="markers+text" if labelled else "markers", text=group["label"] if labelled else None,
@@ -89,6 +93,15 @@ def pareto_figure(trials: pd.DataFrame) -> go.Figure:
             x=_log_x(front["relus"]), y=front["accuracy"], name=f"Pareto front (search, {len(front)})",
             mode="lines+markers", line={"shape": "hv", "color": FRONT_COLOR, "width": 2},
             marker={"color": FRONT_COLOR, "size": 7}, customdata=_customdata(front), hovertemplate=HOVER))
+    for side, color in (("rule", SOURCE_STYLE["rule"]["color"]), ("search", FRONT_COLOR)):
+        rows = compare[compare[f"{side}_accuracy_mean"].notna()] if compare is not None else pd.DataFrame()
+        if len(rows):
+            relus = rows["rule_relus" if side == "rule" else "search_best_relus"]
+            fig.add_trace(go.Scatter(
+                x=_log_x(relus), y=rows[f"{side}_accuracy_mean"], mode="markers", name=f"{side} over seeds (mean ± sd)",
+                error_y={"type": "data", "array": rows[f"{side}_accuracy_std"].fillna(0), "visible": True},
+                marker={"color": color, "size": 6, "symbol": "line-ew-open"},
+                hovertemplate="%{y:.4f} ± %{error_y.array:.4f} over seeds<extra></extra>"))
     levels = ", ".join(map(str, sorted(pool["level"].unique())))
     return _layout(fig, f"Accuracy vs ReLU count (each candidate at its highest fidelity level; levels {levels})",
                    "ReLUs per image (log; 0 drawn at 1)", "validation accuracy", height=520)
@@ -100,7 +113,7 @@ def hypervolume_history(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     reference point it uses, so the last value equals its ``search_hypervolume``."""
     summary = hypervolume_vs_rule(trials)
     m = measured(trials_table(trials))
-    points = m[(m["source"] == "search") & (m["level"] == summary["level"])].sort_values("number")
+    points = m[m["source"].isin(SEARCHED) & (m["level"] == summary["level"])].sort_values("number")
     reference = (summary["reference_accuracy"], math.log10(summary["reference_relus"]))
     front, rows = np.empty((0, 2)), []
     for number, accuracy, relus in points[["number", "accuracy", "relus"]].itertuples(index=False):
@@ -187,11 +200,23 @@ PARETO_COLUMNS = [
 COMPARE_VIEW = [
     ("budget", "budget", "int"), ("rule_label", "rule point", "text"), ("rule_number", "rule trial", "int"),
     ("rule_relus", "rule ReLUs", "int"), ("rule_accuracy", "rule accuracy", "acc"),
-    ("search_best_number", "best search trial ≤ rule ReLUs", "int"), ("search_best_relus", "its ReLUs", "int"),
-    ("search_best_accuracy", "its accuracy", "acc"), ("search_minus_rule", "search − rule", "signed"),
+    ("search_best_number", "best search trial ≤ rule ReLUs", "int"), ("search_best_source", "its source", "text"),
+    ("search_best_relus", "its ReLUs", "int"), ("search_best_accuracy", "its accuracy", "acc"),
+    ("search_minus_rule", "search − rule", "signed"), ("rule_accuracy_mean", "rule mean (seeds)", "acc"),
+    ("rule_accuracy_std", "rule sd", "acc"), ("search_accuracy_mean", "search mean (seeds)", "acc"),
+    ("search_accuracy_std", "search sd", "acc"), ("difference_low", "95% low", "signed"),
+    ("difference_high", "95% high", "signed"), ("verdict", "verdict (ReLUs)", "text"),
+    ("latency_best_number", "best trial ≤ rule latency", "int"), ("verdict_latency", "verdict (latency)", "text"),
     ("search_relus_at_iso_accuracy", "search ReLUs at rule accuracy", "int"),
-    ("relu_saving_at_iso_accuracy", "ReLU saving", "x"), ("level", "level", "int"), ("n_search", "searched", "int"),
+    ("relu_saving_at_iso_accuracy", "ReLU saving", "x"), ("rule_train_seconds", "rule s", "float"),
+    ("search_train_seconds", "search s", "float"), ("compute_ratio", "search ÷ rule compute", "x"),
+    ("search_best_accuracy_at_1x", "search best at 1× rule compute", "acc"),
+    ("search_best_accuracy_at_5x", "at 5×", "acc"), ("search_best_accuracy_at_20x", "at 20×", "acc"),
+    ("level", "level", "int"), ("n_search", "searched", "int"), ("seeds", "seeds", "text"),
 ]
+BIN_VIEW = [("bin", "bin", "int"), ("relus_low", "ReLUs from", "int"), ("relus_high", "to", "int"),
+            ("trials", "searched trials", "int"), ("measured", "measured", "int"),
+            ("best_accuracy", "best accuracy", "acc")]
 UNMEASURED_COLUMNS = [("number", "trial", "int"), ("level", "level", "int"), ("state", "state", "text"),
                       ("source", "source", "text"),
                       ("label", "label", "text"), ("relus", "ReLUs", "int"), ("reason", "reason", "text")]
@@ -226,23 +251,31 @@ def _figure_html(fig: go.Figure, div_id: str) -> str:
                        config={"displaylogo": False, "responsive": True})
 
 
-def _plots(trials: pd.DataFrame, export: Callable[[int], str] | None) -> str:
+def _plots(trials: pd.DataFrame, export: Callable[[int], str] | None, seed_runs: pd.DataFrame | None,
+           bins: list[tuple[int, int]]) -> str:
     front = search_front(trials).copy()
     hv = hypervolume_vs_rule(trials)
+    compare = compare_table(trials, seed_runs)
     ratio = "" if math.isnan(hv["ratio"]) else f" (search / rule = {hv['ratio']:.2f})"
+    shared = "" if math.isnan(hv["shared_ratio"]) else (
+        f" Over the ReLU range both cover ({hv['shared_relus_low']:,.0f}–{hv['shared_relus_high']:,.0f}), above "
+        f"accuracy {hv['shared_floor_accuracy']:.4f}: search {hv['shared_search_hypervolume']:.4f}, rule "
+        f"{hv['shared_rule_hypervolume']:.4f} (search / rule = {hv['shared_ratio']:.2f}).")
+    figure = pareto_figure(trials, compare)
     parts = [
         f'<h2>Accuracy vs ReLUs</h2><div id="pareto" data-pareto-points="{len(front)}" '
-        f'data-candidates="{len(candidates(trials))}">{_figure_html(pareto_figure(trials), "pareto-plot")}</div>',
+        f'data-candidates="{len(candidates(trials))}">{_figure_html(figure, "pareto-plot")}</div>',
         "<p class='note'>Pareto front over the searched candidates only (accuracy ↑, ReLUs ↓), each at its highest "
         "fidelity level; rule points and named nets are trained at the same fidelity and seed.</p>",
         "<h2>Hypervolume over trials</h2>" + _figure_html(hypervolume_figure(trials), "hypervolume-plot"),
         f"<p class='note'>Axes accuracy × log10(ReLUs) at level {hv['level']}; reference point: accuracy "
         f"{hv['reference_accuracy']:g} and {hv['reference_relus']:,.0f} ReLUs (10× the largest count measured). "
-        f"Final: search {hv['search_hypervolume']:.4f}, rule {hv['rule_hypervolume']:.4f}{ratio}.</p>",
+        f"Final: search {hv['search_hypervolume']:.4f}, rule {hv['rule_hypervolume']:.4f}{ratio}.{shared}</p>",
         "<h2>Insight views</h2><div class='row'>" + _figure_html(width_figure(trials), "width-plot")
         + _figure_html(stage_share_figure(trials), "stage-plot") + "</div>",
     ]
-    compare = compare_table(trials)
+    if bins:
+        parts.append("<h2>Searched trials per ReLU bin</h2>" + _table_html(bin_table(trials, bins), BIN_VIEW, "bins"))
     parts.append("<h2>Search vs DeepReShape rule (per budget)</h2>" + (
         _table_html(compare, COMPARE_VIEW, "compare-table") if len(compare) else
         "<p class='note'>No measured DeepReShape rule points in this study (add <code>baselines: deepreshape: "
@@ -253,13 +286,15 @@ def _plots(trials: pd.DataFrame, export: Callable[[int], str] | None) -> str:
     return "\n".join(parts)
 
 
-def dashboard_html(trials: pd.DataFrame, facts: Mapping[str, str], export_command: str | None = None) -> str:
+def dashboard_html(trials: pd.DataFrame, facts: Mapping[str, str], export_command: str | None = None,
+                   seed_runs: pd.DataFrame | None = None, bins: list[tuple[int, int]] = ()) -> str:
     """The whole dashboard as one HTML document (plotly.js inlined when there is anything to plot).
 
     ``facts`` (label → text) is shown as the study-facts table; ``export_command`` is a ``str.format`` template
     with ``{trial}`` (e.g. ``pisearch export runs/x --trial {trial} -o runs/x/exports/trial{trial}``) shown for each
-    Pareto trial. With no measured candidate the page says so instead of plotting; trials that were not measured
-    (failed, pruned, running, infeasible) are listed with their reason.
+    Pareto trial. ``seed_runs`` (the ``compare: seeds`` re-trainings) add error bars and verdicts; ``bins`` (the
+    budget's ReLU bins) a table of searched trials per bin. With no measured candidate the page says so instead of
+    plotting; trials that were not measured (failed, pruned, running, infeasible) are listed with their reason.
     """
     df = trials_table(trials)
     shown = candidates(df)
@@ -267,7 +302,7 @@ def dashboard_html(trials: pd.DataFrame, facts: Mapping[str, str], export_comman
     fact_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
     export = (lambda n: export_command.format(trial=n)) if export_command else None
     if len(shown):
-        body = _plots(df, export)
+        body = _plots(df, export, seed_runs, list(bins))
     else:
         states = ", ".join(f"{n} {s.lower()}" for s, n in df["state"].value_counts().items()) or "none"
         body = (f"<p class='empty' id='no-trials'>No complete trials with a measured accuracy yet "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -67,3 +68,37 @@ def hypervolume_2d(points: np.ndarray, reference: tuple[float, float], direction
             area += (ref[0] - x) * (prev_y - y)
             prev_y = y
     return float(area)
+
+
+def attainment_area(relus: np.ndarray, accuracy: np.ndarray, low: float, high: float, floor: float) -> float:
+    """Area between the attainment curve of points (``relus``, ``accuracy``) and ``floor`` over ReLU counts in
+    [``low``, ``high``], on a log10 axis: ∫ max(0, a(r) − floor) d log10 r, where a(r) is the best accuracy of a
+    point with at most r ReLUs (units: accuracy × decades of ReLUs). Counts below 1 are taken as 1."""
+    lo, hi = math.log10(max(low, 1.0)), math.log10(max(high, 1.0))
+    order = np.argsort(relus, kind="stable")
+    x = np.log10(np.maximum(np.asarray(relus, float)[order], 1.0))
+    best = np.maximum.accumulate(np.asarray(accuracy, float)[order]) if len(order) else np.array([])
+    area = 0.0
+    for i in range(len(x)):
+        start, end = max(x[i], lo), min(x[i + 1] if i + 1 < len(x) else hi, hi)
+        if end > start:
+            area += (end - start) * max(0.0, best[i] - floor)
+    return float(area)
+
+
+def shared_hypervolume(a: pd.DataFrame, b: pd.DataFrame) -> dict:
+    """Hypervolumes of two point sets (columns ``relus``, ``accuracy``) over the ReLU range both cover, so a
+    corner only one can reach does not decide the comparison: :func:`attainment_area` of each over [low, high] =
+    [larger of the two smallest counts, smaller of the two largest], above ``floor`` = the lowest accuracy of any
+    point of either set in that range. ``ratio`` = a / b (NaN when the sets share no range)."""
+    if a.empty or b.empty:
+        return {"low": math.nan, "high": math.nan, "floor": math.nan, "a": math.nan, "b": math.nan, "ratio": math.nan}
+    low, high = float(max(a["relus"].min(), b["relus"].min())), float(min(a["relus"].max(), b["relus"].max()))
+    inside = pd.concat([s[(s["relus"] >= low) & (s["relus"] <= high)] for s in (a, b)])
+    if low >= high or inside.empty:
+        return {"low": low, "high": high, "floor": math.nan, "a": math.nan, "b": math.nan, "ratio": math.nan}
+    floor = float(inside["accuracy"].min())
+    area = [attainment_area(s["relus"].to_numpy(float), s["accuracy"].to_numpy(float), low, high, floor)
+            for s in (a, b)]
+    return {"low": low, "high": high, "floor": floor, "a": area[0], "b": area[1],
+            "ratio": area[0] / area[1] if area[1] > 0 else math.nan}

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from optuna.trial import FixedTrial
 
 from pisearch.errors import UserError
 from pisearch.space.schema import Choice
@@ -18,6 +17,28 @@ from pisearch.spec import ArchSpec, stage_widths
 
 if TYPE_CHECKING:
     from pisearch.space.search_space import SearchSpace
+
+
+class FixedParams:
+    """A stand-in for an Optuna trial that answers every ``suggest_*`` from a mapping of parameter values (what
+    ``optuna.trial.FixedTrial`` does, without importing Optuna into the space layer)."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def _value(self, name: str) -> Any:
+        if name not in self.params:
+            raise KeyError(f"parameter {name!r} is missing (the space's encoding asks for it)")
+        return self.params[name]
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1) -> int:
+        return self._value(name)
+
+    def suggest_float(self, name: str, low: float, high: float) -> float:
+        return self._value(name)
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self._value(name)
 
 
 def act_param(key: str) -> str:
@@ -68,7 +89,7 @@ def params_of(space: SearchSpace, spec: ArchSpec, what: str = "spec") -> dict[st
         if values[knob] not in choice.values:
             raise _cannot(what, space.name, name, values[knob], choice)
         params[f"{name}_frac"] = _frac_of(space, spec, values, knob, params, what)
-    if space.sample(FixedTrial(params), num_classes=spec.num_classes, in_channels=spec.in_channels).hash != spec.hash:
+    if space.sample(FixedParams(params), num_classes=spec.num_classes, in_channels=spec.in_channels).hash != spec.hash:
         raise UserError(f"{what}: the space {space.name} cannot express it (sampling its parameters gives another "
                         "network: a mask, or a convention other than the space's)")
     return params
@@ -107,7 +128,7 @@ def _act_of(space: SearchSpace, spec: ArchSpec, key: str, what: str) -> str:
 
 def _frac_of(space: SearchSpace, spec: ArchSpec, values: list, knob: int, params: dict, what: str) -> float:
     """The ``<knob>_frac`` that maps onto ``spec``'s value of the budget knob (the middle of its share)."""
-    n, _, make = space.draft(FixedTrial(params), spec.num_classes, spec.in_channels)
+    n, _, make = space.draft(FixedParams(params), spec.num_classes, spec.in_channels)
     if knob >= n:
         return 0.5
     pool = [v for v, _ in space.fitting(values, knob, n, make)]
@@ -123,7 +144,7 @@ def used_params(space: SearchSpace, params: dict[str, Any]) -> list[str]:
     the stages and blocks it has, the budget knob's fraction when it applies)."""
     c = space.config
     n = params.get("num_stages", len(c.stages.depth))
-    spec = space.sample(FixedTrial(params), num_classes=2)
+    spec = space.sample(FixedParams(params), num_classes=2)
     names = [name for name in ("num_stages", "block", "stem_kind", "stem_width") if name in params]
     names += [f"depth{i + 1}" for i in range(n) if f"depth{i + 1}" in params]
     names += [name for name, _ in space.knobs[:n] if name in params]

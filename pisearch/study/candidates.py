@@ -68,24 +68,24 @@ def seeds(config: StudyConfig, space: SearchSpace, found: list[Candidate], num_c
         spec = replace(ArchSpec.from_json(text, source=f"init.specs[{i}]"), in_channels=in_channels)
         designs.append((f"spec {spec.hash}", space.params_of(spec, f"study {config.name!r}: init.specs[{i}]")))
     rng = np.random.default_rng(config.seed)
-    seen: set[str] = set()
+
+    def digest(params: dict) -> str:
+        return space.sample(optuna.trial.FixedTrial(params), num_classes=num_classes, in_channels=in_channels).hash
+
+    seen = {digest(params) for _, params in designs}
     out = []
-
-    def add(label: str, params: dict) -> bool:
-        digest = space.sample(optuna.trial.FixedTrial(params), num_classes=num_classes, in_channels=in_channels).hash
-        if digest in seen:
-            return False
-        seen.add(digest)
-        out.append(Candidate(params, {"source": "seed", "label": label}))
-        return True
-
-    for label, params in designs:
-        add(f"seed {label}", params)
     for label, params in designs:
         made, tries = 0, 0
         while made < init.neighbours and tries < NEIGHBOUR_TRIES * init.neighbours:
             tries += 1
-            made += add(f"seed {label} ~{made + 1}", space.neighbour(params, rng))
+            near = space.neighbour(params, rng)
+            if digest(near) not in seen:
+                seen.add(digest(near))
+                made += 1
+                out.append(Candidate(near, {"source": "seed", "label": f"seed {label} ~{made}"}))
+    unique = {digest(params): (label, params) for label, params in reversed(designs)}  # first of equal designs
+    # the designs themselves last: a baseline of the same design has trained by then, so they reuse its result
+    out += [Candidate(params, {"source": "seed", "label": f"seed {label}"}) for label, params in reversed(unique.values())]
     return out
 
 

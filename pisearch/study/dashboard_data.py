@@ -14,21 +14,34 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from pisearch.config import validate
 from pisearch.report import dashboard_html
+from pisearch.space import BudgetConfig, SearchSpace
 from pisearch.study.records import write_atomic
 from pisearch.study.store import read_study
 
 
 @dataclass(frozen=True)
 class DashboardData:
-    """A study's trials table (one row per trial and fidelity level, :func:`pisearch.study.records.all_levels`),
-    its facts (label → text, in display order), the run folder (None for a server storage) and the
+    """A study's trials table (one row per trial and fidelity level), its seed re-trainings (``compare: seeds``),
+    its facts (label → text, in display order), its ReLU bins, the run folder (None for a server storage) and the
     ``pisearch export`` command as a ``str.format`` template with ``{trial}``."""
 
     trials: pd.DataFrame
+    seed_runs: pd.DataFrame
     facts: dict[str, str]
+    bins: list[tuple[int, int]]
     run_dir: Path | None
     export_command: str
+
+
+def relu_bins(study: optuna.Study) -> list[tuple[int, int]]:
+    """The ReLU bins the study's searched trials were spread over (its stored space and budget), or ``[]``."""
+    config, space = (json.loads(study.user_attrs.get(k, "{}")) for k in ("config", "space"))
+    if not space or not config:
+        return []
+    budget = validate(BudgetConfig, config.get("budget", {}), f"study {study.study_name!r} (config budget)")
+    return SearchSpace.from_dict(space, source=f"study {study.study_name!r} (space)").with_budget(budget).bins()
 
 
 def _literal(text: str) -> str:
@@ -97,7 +110,8 @@ def load_dashboard_data(source: str | Path, study: str | None = None) -> Dashboa
         target += f" --study {_literal(stored.study.study_name)}"
     exports = _literal(str(run_dir / "exports")) if run_dir is not None else "exports"
     command = f"pisearch export {target} --trial {{trial}} -o {exports}/trial{{trial}}"
-    return DashboardData(stored.trials, study_facts(stored.study, stored.trials, label), run_dir, command)
+    facts = study_facts(stored.study, stored.trials, label)
+    return DashboardData(stored.trials, stored.seed_runs, facts, relu_bins(stored.study), run_dir, command)
 
 
 def write_dashboard(run_dir_or_url: str | Path, study: str | None = None, out: str | Path | None = None) -> Path:
@@ -106,5 +120,5 @@ def write_dashboard(run_dir_or_url: str | Path, study: str | None = None, out: s
     data = load_dashboard_data(run_dir_or_url, study)
     path = Path(out) if out else (data.run_dir or Path("runs") / data.facts["study"]) / "dashboard.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(dashboard_html(data.trials, data.facts, data.export_command), path)
+    write_atomic(dashboard_html(data.trials, data.facts, data.export_command, data.seed_runs, data.bins), path)
     return path

@@ -35,8 +35,9 @@ from pisearch.study.linearize_stage import linearize_front
 from pisearch.study.objective import WORKER
 from pisearch.study.records import write_reports
 from pisearch.study.runner import (
-    REQUEUED_ATTRS, WAITING, PreparedStudy, Progress, count_trials, prepare_study, run_levels, run_round,
+    REQUEUED_ATTRS, WAIT_POLL_S, WAITING, PreparedStudy, Progress, count_trials, prepare_study, run_levels, run_round,
 )
+from pisearch.study.seeds import run_seed_stage
 from pisearch.study.slots import FINISHED, count_slots
 
 POLL_S = 1.0  # how often the supervisor looks at its workers and the storage
@@ -108,6 +109,7 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
             run_round(prep, worker_id, deadline, [write, bar], wait_for_others=heartbeats)
             run_levels(prep, worker_id, write, progress, wait_for_others=heartbeats,
                        requeue=store.location.kind == "sqlite")
+            run_seed_stage(prep, worker_id, write, progress, WAIT_POLL_S if heartbeats else None)
         else:
             Supervisor(prep, jobs, deadline, bar, write).run()
         if config.linearize is not None and worker_id == 0 and count_slots(study, FINISHED) >= prep.total:
@@ -150,6 +152,7 @@ def work(job: WorkerJob) -> None:
         deadline = None if job.seconds_left is None else time.perf_counter() + job.seconds_left
         run_round(prep, job.worker_id, deadline, [], wait_for_others=True)
         run_levels(prep, job.worker_id, lambda *_: None, False, wait_for_others=True, requeue=False)
+        run_seed_stage(prep, job.worker_id, lambda *_: None, False, WAIT_POLL_S)
     except UserError as err:
         print(f"error: worker {job.worker_id}: {err}", file=sys.stderr)
         sys.exit(2)
@@ -227,12 +230,12 @@ class Supervisor:
         """Re-queue the RUNNING trials of ``worker`` (None: all of them; no worker is live) at every level."""
         only = None if worker is None else (lambda t: t.user_attrs.get(WORKER) == worker)
         store = self.prep.store
-        return sum(store.requeue_dead(s, REQUEUED_ATTRS, only) for s in store.with_levels(self.prep.study))
+        return sum(store.requeue_dead(s, REQUEUED_ATTRS, only) for s in store.family(self.prep.study))
 
     def work_left(self) -> bool:
         prep = self.prep
         round_open = count_slots(prep.study, FINISHED) < prep.total
-        return round_open or any(count_trials(s, WAITING) for s in prep.store.with_levels(prep.study))
+        return round_open or any(count_trials(s, WAITING) for s in prep.store.family(prep.study))
 
     def refresh(self) -> None:
         """Rewrite the reports when a trial finished at any level; set the progress bar from the storage."""

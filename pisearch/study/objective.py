@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
+from functools import partial
 
 import optuna
 from optuna.trial import TrialState
@@ -26,7 +28,8 @@ DIVERGED = "diverged"  # True on a trial that diverged after its retry (a final 
 WARM_WEIGHTS = "warm_start_weights"  # artifact id of the weights a promoted trial starts from (level below)
 WARM_EPOCHS = "warm_start_epochs"    # epochs those weights were trained for (0: trained from scratch after all)
 WORKER = "worker"  # the worker (sampler seed offset, process of `run --jobs`) that ran the trial
-SEARCHED = ("search", "seed")  # the search's side: sampled trials and the designs it was seeded with
+SEARCHED = ("search", "seed")
+TWIN_POLL_S = 2.0  # how often a trial looks whether the running twin it waits for has finished  # the search's side: sampled trials and the designs it was seeded with
 
 
 class TrialDiverged(RuntimeError):
@@ -84,18 +87,28 @@ class TrialRunner:
     worker_id: int = 0  # recorded on each trial (a supervisor re-queues the trials of a worker that died)
 
     def spec_for(self, trial: optuna.Trial) -> ArchSpec:
-        """The trial's spec: carried by an enqueued baseline or re-run, else sampled (a trial the sampler draws
-        while the budget has ``bins`` is aimed at the bin with the fewest trials aimed at it so far)."""
-        if "spec" in trial.user_attrs:  # an enqueued baseline or a retried trial carries its spec
-            return ArchSpec.from_json(trial.user_attrs["spec"], source=f"trial {trial.number} spec")
-        window, bins = None, self.space.bins()
-        if bins and "source" not in trial.user_attrs:
+        """The trial's spec: carried by an enqueued baseline or re-run, else sampled. In the study itself (level 0)
+        a carried spec's trial still samples its enqueued parameters (the space's encoding of that spec), so the
+        sampler learns from every trial."""
+        window = self._window(trial)
+        sample = partial(self.space.sample, trial, num_classes=self.splits.train.num_classes,
+                         in_channels=self.splits.train.x.shape[1], window=window)
+        if "spec" not in trial.user_attrs:
+            return sample()
+        if self.level == 0 and TRAIN_SEED not in trial.user_attrs:
+            sample()
+        return ArchSpec.from_json(trial.user_attrs["spec"], source=f"trial {trial.number} spec")
+
+    def _window(self, trial: optuna.Trial) -> tuple[int, int] | None:
+        """The ReLU bin (``budget.bins``) a trial samples in: its recorded one (a re-run), else for a trial the
+        sampler draws the bin with the fewest trials aimed at it so far; None without bins or for enqueued designs."""
+        bins = self.space.bins()
+        target = trial.user_attrs.get(TARGET_BIN)
+        if bins and target is None and "source" not in trial.user_attrs:
             aimed = [t.user_attrs.get(TARGET_BIN) for t in trial.study.get_trials(deepcopy=False)]
             target = min(range(len(bins)), key=lambda b: (aimed.count(b), (b - trial.number) % len(bins)))
             trial.set_user_attr(TARGET_BIN, target)
-            window = bins[target]
-        return self.space.sample(trial, num_classes=self.splits.train.num_classes,
-                                 in_channels=self.splits.train.x.shape[1], window=window)
+        return bins[target] if bins and target is not None else None
 
     def fidelity_of(self, trial: optuna.Trial) -> Fidelity:
         """The level's fidelity, with the trial's ``train_seed`` when it carries one."""
@@ -108,16 +121,25 @@ class TrialRunner:
     def measured_before(self, trial: optuna.Trial, spec: ArchSpec) -> optuna.trial.FrozenTrial | None:
         """An earlier COMPLETE trial of this study that trained the same spec at the same fidelity from the same
         start (and kept its weights, if this study keeps weights). Training is deterministic, so its result is
-        this trial's."""
+        this trial's. While a lower-numbered twin is still running (another worker), wait for it."""
         start = [self.warm_weights(trial), self.warm_epochs]
         start = start if start[0] is not None else [None, None]
-        for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        fidelity = self.fidelity_json(trial)
+
+        def twin(t: optuna.trial.FrozenTrial) -> bool:
             a = t.user_attrs
-            if (a.get("spec_hash") == spec.hash and a.get("fidelity") == self.fidelity_json(trial) and "accuracy" in a
-                    and [a.get(k) for k in (WARM_WEIGHTS, WARM_EPOCHS)] == start
-                    and (WEIGHTS_ATTR in a or not self.config.stores_weights)):
-                return t
-        return None
+            return (a.get("spec_hash") == spec.hash and a.get("fidelity") == fidelity
+                    and [a.get(k) for k in (WARM_WEIGHTS, WARM_EPOCHS)] == start)
+
+        while True:
+            trials = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+            for t in trials:
+                if (t.state == TrialState.COMPLETE and twin(t) and "accuracy" in t.user_attrs
+                        and (WEIGHTS_ATTR in t.user_attrs or not self.config.stores_weights)):
+                    return t
+            if not any(t.state == TrialState.RUNNING and t.number < trial.number and twin(t) for t in trials):
+                return None
+            time.sleep(TWIN_POLL_S)
 
     def warm_weights(self, trial: optuna.Trial) -> str | None:
         """Artifact id of the weights ``trial`` warm-starts from (None: it trains from scratch)."""

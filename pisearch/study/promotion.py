@@ -60,7 +60,7 @@ def enqueue_band(runner: TrialRunner, store: Store, name: str, level: int, epsil
         if parent in held:
             continue
         row = below[below["number"] == parent].iloc[-1]  # the parent's measured row at the level below
-        attrs = {k: _plain(row[k]) for k in CANDIDATE_ATTRS if pd.notna(row.get(k))}
+        attrs = {k: plain(row[k]) for k in CANDIDATE_ATTRS if pd.notna(row.get(k))}
         if runner.warm_epochs is not None and isinstance(row.get(WEIGHTS_ATTR), str):
             attrs[WARM_WEIGHTS] = row[WEIGHTS_ATTR]
         study.enqueue_trial({PARENT: parent}, user_attrs={**attrs, PARENT: parent})
@@ -68,25 +68,28 @@ def enqueue_band(runner: TrialRunner, store: Store, name: str, level: int, epsil
     return study, added
 
 
-def train_waiting(runner: TrialRunner, store: Store, study: optuna.Study, callbacks: Sequence[Callback] = (),
-                  wait_s: float | None = None) -> int:
+def train_waiting(runner: Callable[[optuna.Trial], list[float]], store: Store, study: optuna.Study,
+                  callbacks: Sequence[Callback] = (), wait_s: float | None = None,
+                  identity: Sequence[str] = (PARENT,)) -> int:
     """Train the waiting promotions of a level ``study`` with ``runner`` (whose fidelity and ``level`` are that
     level's) through ``study.optimize`` (so server storages send heartbeats, and a dead worker's promotion is
     failed and re-queued); each ``callback(study, trial)`` runs after each trial. Workers that enqueued the same
-    parent at once resolve it here: only the lowest-numbered trial holding a parent trains, later ones end
-    PRUNED. ``wait_s`` (server storages): also wait, polling every ``wait_s`` seconds, until promotions other
-    workers run have ended, so the level is complete on return. Returns the number of trials this process ran."""
+    parent at once resolve it here: only the lowest-numbered trial holding a parent (the same values of the user
+    attrs ``identity``) trains, later ones end PRUNED. ``wait_s``: also wait, polling every ``wait_s`` seconds,
+    until trials other workers run have ended, so the level is complete on return. Returns the number of trials
+    this process ran."""
     ran = 0
 
     def objective(trial: optuna.Trial) -> list[float]:
         nonlocal ran
         parent = trial.user_attrs.get(PARENT)
-        if parent is None:  # another worker took the last waiting promotion first
+        if parent is None:  # another worker took the last waiting trial first
             trial.set_user_attr("reason", "no promotion was waiting")
             study.stop()
             raise optuna.TrialPruned()
+        key = [trial.user_attrs.get(k) for k in identity]
         first = min(t.number for t in study.get_trials(deepcopy=False)
-                    if t.user_attrs.get(PARENT) == parent and (holds_result(t) or t.number == trial.number))
+                    if [t.user_attrs.get(k) for k in identity] == key and (holds_result(t) or t.number == trial.number))
         if first != trial.number:
             trial.set_user_attr("reason", f"duplicate promotion of trial {parent}: level trial {first} has it")
             raise optuna.TrialPruned()
@@ -104,5 +107,6 @@ def train_waiting(runner: TrialRunner, store: Store, study: optuna.Study, callba
             return ran
 
 
-def _plain(value):
+def plain(value):
+    """A pandas/numpy scalar as the plain Python value Optuna stores (JSON)."""
     return value.item() if isinstance(value, np.generic) else value

@@ -31,15 +31,18 @@ def front_of(df: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
 
 def write_reports(store: Store, study: optuna.Study, out_dir: str | Path, objectives: list[str]) -> pd.DataFrame:
     """Write ``trials.csv`` (one row per trial and fidelity level), ``pareto.csv`` and, when the study has
-    DeepReShape rule points, ``compare.csv`` and ``hypervolume.json`` into ``out_dir`` (each atomically:
-    temp file + rename); returns the trials table."""
+    DeepReShape rule points, ``compare.csv``, ``hypervolume.json`` and (with ``compare: seeds``) ``seeds.csv``, one
+    row per seed re-training, into ``out_dir`` (each atomically: temp file + rename); returns the trials table."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     df = store.trials(study)
     _write_csv(df, out_dir / "trials.csv")
     _write_csv(front_of(df, objectives), out_dir / "pareto.csv")
     if (df["source"] == "rule").any():
-        _write_csv(compare_table(df), out_dir / "compare.csv")
+        runs = store.seed_runs(study.study_name)
+        if len(runs):
+            _write_csv(runs, out_dir / "seeds.csv")
+        _write_csv(compare_table(df, runs), out_dir / "compare.csv")
         write_atomic(json.dumps(hypervolume_vs_rule(df), indent=1), out_dir / "hypervolume.json")
     return df
 

@@ -18,13 +18,13 @@ from pisearch.errors import UserError
 from pisearch.space import SearchSpace
 from pisearch.study.config import StudyConfig
 from pisearch.study.candidates import enqueue_once, enqueued_trials
-from pisearch.study.objective import CANDIDATE_ATTRS, WARM_WEIGHTS, TrialDiverged, TrialRunner
+from pisearch.study.objective import CANDIDATE_ATTRS, TARGET_BIN, WARM_WEIGHTS, TrialDiverged, TrialRunner
 from pisearch.study.promotion import Callback, enqueue_band, train_waiting
 from pisearch.study.slots import FINISHED, SURPLUS, TAKEN, count_slots, slots_ahead
 from pisearch.study.store import PARENT, Store, default_location, read_study
 
 WAITING = (TrialState.WAITING,)  # enqueued, not started (promotions waiting for a worker)
-REQUEUED_ATTRS = (*CANDIDATE_ATTRS, PARENT, WARM_WEIGHTS)  # what a re-queued trial keeps
+REQUEUED_ATTRS = (*CANDIDATE_ATTRS, PARENT, WARM_WEIGHTS, TARGET_BIN)  # what a re-queued trial keeps
 WAIT_POLL_S = 2.0  # a worker without a free slot looks this often whether the other workers' trials ended
 # Keys of the study file that may change between runs of one study (everything else must match on resume).
 RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights", "linearize",

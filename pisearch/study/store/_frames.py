@@ -1,7 +1,8 @@
-"""Trials tables from studies, and the per-level studies of multi-fidelity promotion.
+"""Trials tables from studies, and the auxiliary studies that hold a study's other measurements.
 
 Level 0 is the study itself; level L ≥ 1 of study ``<name>`` lives in the study ``<name>@L<L>`` of the same storage,
-whose trials carry the user attr ``parent`` (the level-0 trial number they re-measure).
+and the seed re-trainings of ``compare: seeds`` in ``<name>@seeds``; their trials carry the user attr ``parent``
+(the level-0 trial number they re-measure). Names with ``@`` are never a study of their own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ COLUMNS = [
 RETRY_OF = "retry_of"  # user attr of a trial re-queued for a dead one: the dead trial's number
 PARENT = "parent"      # user attr (and fixed param) of a level trial: the level-0 trial it re-measures
 LEVEL_SUFFIX = re.compile(r"@L(\d+)$")
+SEEDS_SUFFIX = "@seeds"
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -61,9 +63,14 @@ def level_name(name: str, level: int) -> str:
     return name if level == 0 else f"{name}@L{level}"
 
 
+def seeds_name(name: str) -> str:
+    """Study name of the seed re-trainings (``compare: seeds``) of study ``name``."""
+    return f"{name}{SEEDS_SUFFIX}"
+
+
 def base_names(names: list[str]) -> list[str]:
-    """Study names that are not fidelity-level studies."""
-    return [n for n in names if not LEVEL_SUFFIX.search(n)]
+    """Study names that are not auxiliary studies (fidelity levels, seed re-trainings)."""
+    return [n for n in names if "@" not in n]
 
 
 def level_count(names: list[str], name: str) -> int:

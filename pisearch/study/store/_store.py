@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pisearch.errors import UserError
 from pisearch.study.store._frames import (
-    RETRY_OF, base_names, concat_levels, empty_frame, level_count, level_name, level_rows,
+    RETRY_OF, base_names, concat_levels, empty_frame, level_count, level_name, level_rows, seeds_name, trials_frame,
 )
 from pisearch.study.store._location import Location, locate, locate_existing
 
@@ -132,10 +132,22 @@ class Store:
         so its sampler never samples)."""
         return self.create(level_name(name, level), directions, optuna.samplers.RandomSampler())
 
-    def with_levels(self, study: optuna.Study) -> list[optuna.Study]:
-        """``study`` and each of its fidelity-level studies that exists, level 0 first."""
-        levels = level_count(self.names(), study.study_name)
-        return [study] + [self.load(level_name(study.study_name, lv)) for lv in range(1, levels)]
+    def family(self, study: optuna.Study) -> list[optuna.Study]:
+        """``study`` and each of its auxiliary studies that exists: its fidelity levels, then its seed runs."""
+        names = self.names()
+        levels = level_count(names, study.study_name)
+        aux = [level_name(study.study_name, lv) for lv in range(1, levels)]
+        aux += [seeds_name(study.study_name)] if seeds_name(study.study_name) in names else []
+        return [study] + [self.load(name) for name in aux]
+
+    def seed_runs(self, name: str) -> pd.DataFrame:
+        """The seed re-trainings of study ``name`` (``compare: seeds``): one row per trial of ``<name>@seeds``
+        (empty when there is none)."""
+        with reading(self.location.label):
+            try:
+                return trials_frame(optuna.load_study(study_name=seeds_name(name), storage=self.storage))
+            except KeyError:
+                return empty_frame()
 
     # ---- trials tables -------------------------------------------------------------------------------------
     def level_frame(self, name: str, level: int) -> pd.DataFrame:
@@ -182,6 +194,7 @@ class StoredStudy:
 
     study: optuna.Study
     trials: pd.DataFrame
+    seed_runs: pd.DataFrame
     location: Location
 
     @property
@@ -194,7 +207,7 @@ def read_study(target: str, name: str | None = None) -> StoredStudy:
     its trials at every fidelity level. Every failure is one :class:`UserError` line naming the target."""
     store = Store.read(target)
     study = store.load(store.pick(name))
-    return StoredStudy(study, store.trials(study), store.location)
+    return StoredStudy(study, store.trials(study), store.seed_runs(study.study_name), store.location)
 
 
 @contextmanager

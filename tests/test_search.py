@@ -1,0 +1,141 @@
+"""A search that really searches (issue 19): every trial the sampler sees carries the space's fixed encoding, so
+NSGA-II breeds; seeds from the rule's designs; a compute cap; verdicts re-trained with seeds.
+
+Training is replaced by a deterministic stand-in (accuracy from the network's size and the training seed), so
+these tests check the study's machinery in seconds; tests/test_study.py trains for real."""
+
+import math
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+import pisearch.study.objective as objective_mod
+from pisearch.cost import count
+from pisearch.errors import UserError
+from pisearch.rules import deepreshape_rule
+from pisearch.space import SearchSpace
+from pisearch.study import load_study_config, run_study
+from pisearch.study.runner import make_sampler
+from pisearch.train import TrainResult
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "search_spaces" / "tiny.yaml"
+BASE = {"name": "s", "space": str(TINY), "dataset": {"name": "synthetic", "resolution": 16},
+        "fidelity": {"epochs": 1, "batch_size": 32, "train_subset": 96, "threads": 1}, "seed": 4, "dashboard": False,
+        "compare": {"seeds": 0}}
+
+
+@pytest.fixture
+def trained(monkeypatch):
+    """Replace proxy training by a stand-in; returns the (parameter count, seed) of every network trained."""
+    calls = []
+
+    def fake(model, train, val, fidelity, device="cpu", progress=None):
+        size = sum(p.numel() for p in model.parameters())
+        calls.append((size, fidelity.seed))
+        accuracy = 0.5 + (size % 389) / 1000 + (fidelity.seed % 7) / 500
+        return TrainResult(accuracy=accuracy, accuracy_per_epoch=[accuracy], train_seconds=0.01,
+                           images_per_second=1.0)
+
+    monkeypatch.setattr(objective_mod, "train_proxy", fake)
+    return calls
+
+
+def run(tmp_path: Path, **overrides):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({**BASE, **overrides}))
+    config, space = load_study_config(tmp_path / "s.yaml")
+    return run_study(config, space, out_dir=tmp_path / "run", progress=False), config, SearchSpace.load(TINY)
+
+
+RULE = {"baselines": {"deepreshape": {"budgets": [3000, 6000]}}}
+
+
+def test_nsga2_crosses_over_every_knob_with_baselines_and_seeds(tmp_path, trained):
+    result, config, space = run(tmp_path, n_trials=16, sampler={"name": "nsga2", "population_size": 4},
+                                init={"rule": True, "neighbours": 1}, **RULE)
+    study = result.study
+    knobs = set(space.grid())
+    assert all(set(t.params) == knobs for t in study.trials)  # baselines and seeds carry the full encoding
+    sampler = make_sampler(config, space)
+    assert set(sampler.infer_relative_search_space(study, study.ask())) == knobs
+    # the same study under a random sampler with the same seed: NSGA-II's children are not its draws
+    random_study = run(tmp_path / "random", n_trials=16, sampler={"name": "random"},
+                       init={"rule": True, "neighbours": 1}, **RULE)[0].study
+    sampled = [t.params for t in study.trials if t.user_attrs.get("source") == "search"]
+    drawn = [t.params for t in random_study.trials if t.user_attrs.get("source") == "search"]
+    assert len(sampled) >= 8 and sampled[4:] != drawn[4:]
+
+
+def test_seeds_are_the_rule_designs_and_their_neighbours(tmp_path, trained):
+    result, _, space = run(tmp_path, n_trials=10, sampler={"name": "random"}, init={"rule": True, "neighbours": 2},
+                           **RULE)
+    trials = result.trials
+    seeds = trials[trials["source"] == "seed"]
+    rules = trials[trials["source"] == "rule"].set_index("label")
+    assert sorted(seeds["label"]) == ["seed deepreshape@3000", "seed deepreshape@3000 ~1", "seed deepreshape@3000 ~2",
+                                      "seed deepreshape@6000", "seed deepreshape@6000 ~1", "seed deepreshape@6000 ~2"]
+    for budget in (3000, 6000):
+        seed = seeds[seeds["label"] == f"seed deepreshape@{budget}"].iloc[0]
+        assert seed["spec_hash"] == rules.loc[f"deepreshape@{budget}", "spec_hash"]
+        assert seed["reused_from"] == rules.loc[f"deepreshape@{budget}", "number"]  # trained once
+        near = seeds[seeds["label"].str.startswith(f"seed deepreshape@{budget} ~")]
+        assert not near["spec_hash"].isin(rules["spec_hash"]).any()
+    assert len(trained) == len(set(trials["spec_hash"].dropna()))  # every distinct design trained once
+
+
+def test_a_seed_the_space_cannot_express_is_refused_before_the_storage(tmp_path, trained):
+    spec = tmp_path / "wide.json"
+    spec.write_text(deepreshape_rule(40_000, resolution=16).to_json().replace('"width":240', '"width":96'))
+    with pytest.raises(UserError, match=r"init.specs\[0\]: the space tiny cannot express it: ratio4 = 96/80"):
+        run(tmp_path, n_trials=4, init={"specs": [str(spec)]})
+    assert not (tmp_path / "run" / "study.db").exists() or not optuna.get_all_study_names(
+        f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+
+
+def test_max_macs_candidates_are_costed_but_never_trained(tmp_path, trained):
+    cap = 1_500_000
+    result, _, _ = run(tmp_path, n_trials=14, sampler={"name": "random"}, budget={"max_macs": cap})
+    trials = result.trials
+    over = trials["macs"] > cap
+    assert over.any() and (~over).any()
+    assert trials.loc[over, "feasible"].eq(False).all() and trials.loc[over, "accuracy"].isna().all()
+    assert trials.loc[over, "reason"].str.contains("MACs above max_macs").all()
+    assert len(trained) == int((~over & trials["accuracy"].notna()).sum())
+    constraints = [t.system_attrs for t in result.study.trials]
+    assert all(any(k.endswith("macs_budget") for k in attrs) for attrs in constraints)
+
+
+def test_bins_spread_sampled_trials_over_the_window(tmp_path, trained):
+    result, _, _ = run(tmp_path, n_trials=12, sampler={"name": "random"},
+                       budget={"min_relus": 1000, "max_relus": 16000, "bins": 4})
+    aimed = result.trials["target_bin"].dropna().astype(int)
+    assert sorted(aimed.value_counts()) == [3, 3, 3, 3]  # each bin aimed at in turn
+
+
+def test_compare_seeds_give_verdicts_with_error_bars(tmp_path, trained):
+    result, config, _ = run(tmp_path, n_trials=10, sampler={"name": "random"}, init={"rule": True}, compare={"seeds": 3},
+                            **RULE)
+    runs = pd.read_csv(tmp_path / "run" / "seeds.csv")
+    compare = pd.read_csv(tmp_path / "run" / "compare.csv").set_index("budget")
+    assert set(runs["train_seed"]) == {4 + 1000, 4 + 2000, 4 + 3000}  # never the search's own seed (4)
+    assert runs.groupby(["parent", "level"]).size().eq(3).all()
+    for budget in (3000, 6000):
+        row = compare.loc[budget]
+        assert row["seeds"] == "1004,2004,3004" and row["verdict"] in ("win", "tie", "loss")
+        assert not math.isnan(row["rule_accuracy_std"]) and not math.isnan(row["search_accuracy_mean"])
+    # the seeded rule design is a contender of its own budget at worst: the search never loses to itself
+    assert (compare["search_best_accuracy"] >= compare["rule_accuracy"]).all()
+    assert set(compare["verdict"]) <= {"win", "tie"}
+
+
+def test_quickstart_study_is_valid_and_seeded():
+    config, space = load_study_config(ROOT / "studies" / "quickstart.yaml")
+    assert config.init.rule and config.baselines.deepreshape.budgets and config.compare.seeds >= 2
+    quick = SearchSpace.load(space).with_budget(config.budget)
+    for budget in config.baselines.deepreshape.budgets:
+        assert count(deepreshape_rule(budget, resolution=quick.resolution)).macs <= quick.max_macs
+        quick.params_of(deepreshape_rule(budget, resolution=quick.resolution))
