@@ -3,11 +3,13 @@ ajevnisek/selective_network_linearization, ``optimize_and_reduce_snl.py``): sear
 
 While the count exceeds the budget: draw up to ``tries`` random blocks of ``block`` ReLUs among the kept units,
 accept the first whose removal drops validation top-1 by less than ``tau`` points, else the block with the
-smallest drop; switch it to identity. After a block accepted by the smallest drop (its drop ≥ tau), finetune
-``finetune_steps`` steps with KD, as the precursor code does. The last block is sized to the ReLUs still over
-the budget, so the count lands exactly on it (pixel granularity) or below it by less than one channel's H×W
-(channel granularity) — no hard threshold. The decisions use the validation split (the precursor used the
-training set; on small data held-out accuracy is the honest signal).
+smallest drop; switch it to identity. After a block taken by the smallest drop (its drop ≥ tau), finetune
+with KD, as the precursor code does. The last block is sized to the ReLUs still over the budget, so the count
+lands exactly on it (pixel granularity) or below it by less than one channel's H×W (channel granularity) — no
+hard threshold. The decisions use the validation split (the precursor used the training set; on small data
+held-out accuracy is the honest signal), and every validation pass is charged to the search compute
+(``Trainer.judge``): a between-block finetune gets the search compute left after one evaluation per later
+round, shared over the rounds left, so the search spends about ``search_epochs`` of steps.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import nn
 
 from pisearch.linearize.base import (Job, MaskSite, Selection, UnitIndex, greedy_fill, install_gates,
                                      register_method)
+from pisearch.linearize.settings import EVAL_COST
 
 
 class MaskGate(nn.Module):
@@ -42,6 +45,15 @@ def draw_block(keep: torch.Tensor, weights: torch.Tensor, need: int, generator: 
     return block
 
 
+def finetune_length(job: Job, rounds_left: int, try_cost: float) -> int:
+    """Steps of a between-block finetune: ``cd.finetune_epochs``' worth, or the search compute left after one
+    evaluation (``try_cost`` steps) for each later round, shared over the ``rounds_left`` (this one included)."""
+    if job.settings.cd.finetune_epochs is not None:
+        return job.trainer.steps(job.settings.cd.finetune_epochs)
+    left = job.search_steps - job.trainer.spent - (rounds_left - 1) * try_cost
+    return max(0, int(left / rounds_left))
+
+
 @register_method("cd", off="identity")
 def coordinate_descent(job: Job) -> Selection:
     """Coordinate descent: remove random blocks of ReLUs by validation drop, finetune when over tau; no threshold."""
@@ -58,33 +70,34 @@ def coordinate_descent(job: Job) -> Selection:
 
     count = int(units.weights[keep].sum())
     block_relus = cfg.block or math.ceil((count - job.budget) / cfg.rounds)
-    finetune_steps = cfg.finetune_steps or max(1, job.search_steps // cfg.rounds)
+    try_cost = len(trainer.data.val) * EVAL_COST / trainer.batch_size
     g = torch.Generator().manual_seed(job.settings.seed)
-    accuracy = trainer.accuracy(model)
-    rounds, by_threshold, tries_used = 0, 0, 0
+    accuracy = trainer.judge(model)
+    drops: list[list[float]] = []
+    taken: list[int] = []
+    finetunes: list[int] = []
     while count > job.budget:
         need = min(block_relus, count - job.budget)
-        best = None
+        tried = []  # (drop in points, block, validation top-1 without it)
         for _ in range(cfg.tries):
             block = draw_block(keep, units.weights, need, g)
             apply(keep & ~block)
-            tried = trainer.accuracy(model)
-            drop = 100 * (accuracy - tried)
-            tries_used += 1
-            if best is None or drop < best[0]:
-                best = (drop, block, tried)
-            if drop < cfg.tau or int(units.weights[block].sum()) > need:  # accepted, or the forced last unit
+            tried_accuracy = trainer.judge(model)
+            tried.append((100 * (accuracy - tried_accuracy), block, tried_accuracy))
+            if tried[-1][0] < cfg.tau or int(units.weights[block].sum()) > need:  # accepted, or the forced last unit
                 break
-        drop, block, accuracy = best
+        best = len(tried) - 1 if tried[-1][0] < cfg.tau else min(range(len(tried)), key=lambda i: tried[i][0])
+        drop, block, accuracy = tried[best]
+        drops.append([round(d, 3) for d, _, _ in tried])
+        taken.append(best)
         keep = keep & ~block
         apply(keep)
         count = int(units.weights[keep].sum())
-        rounds += 1
-        if drop < cfg.tau:
-            by_threshold += 1
-        else:
-            trainer.finetune(model, finetune_steps)
-            accuracy = trainer.accuracy(model)
-    details = {"block_relus": block_relus, "rounds": rounds, "accepted_by_tau": by_threshold,
-               "finetunes": rounds - by_threshold, "finetune_steps_each": finetune_steps, "tries": tries_used}
+        if drop >= cfg.tau:
+            finetunes.append(finetune_length(job, math.ceil((count - job.budget) / block_relus) + 1, try_cost))
+            trainer.finetune(model, finetunes[-1])
+            accuracy = trainer.judge(model)
+    details = {"block_relus": block_relus, "rounds": len(drops), "tries": sum(map(len, drops)),
+               "accepted_by_tau": sum(d[t] < cfg.tau for d, t in zip(drops, taken)), "finetune_steps": finetunes,
+               "drops": drops, "taken": taken}
     return Selection(units.split(keep), model, details=details)
