@@ -57,9 +57,9 @@ def linearize(
                                     "(exact budget); channel: per channel (within one channel's H×W)."),
     preset: str = typer.Option("short", "--preset", help="Defaults: short (measured for short runs) or paper "
                                "(the papers' values: 200 search + 100 finetune epochs)."),
-    epochs: float = typer.Option(None, "--epochs", min=0, help="Final finetune epochs (short: 0.2, paper: 100); "
+    epochs: float = typer.Option(None, "--epochs", min=0, help="Final finetune epochs (short: 5, paper: 100); "
                                  "the search's unused compute is added (short)."),
-    search_epochs: float = typer.Option(None, "--search-epochs", min=0, help="Search-phase epochs (short: 0.3, "
+    search_epochs: float = typer.Option(None, "--search-epochs", min=0, help="Search-phase epochs (short: 10, "
                                         "paper: 200)."),
     dataset: str = typer.Option(None, "--dataset", help="Dataset (default: the one in MODEL_DIR/metrics.json)."),
     kd: bool = typer.Option(True, "--kd/--no-kd", help="Distil from the un-linearized network (default on)."),

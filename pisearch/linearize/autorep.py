@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pisearch.linearize.base import Job, MaskSite, Selection, install_gates, register_method, select_budget
+from pisearch.linearize.settings import AutoRePSettings
 from pisearch.models.acts import poly
 
 CALIBRATION_IMAGES = 512
@@ -67,9 +68,9 @@ class HysteresisGate(nn.Module):
     """y = m⊙ReLU(x) + (1 − m)⊙p(x) with a score and a hysteresis mask per unit and DaPa coefficients per channel;
     units the input spec had off stay polynomial."""
 
-    def __init__(self, site: MaskSite, threshold: float, min_std: float, generator: torch.Generator) -> None:
+    def __init__(self, site: MaskSite, cfg: AutoRePSettings, generator: torch.Generator) -> None:
         super().__init__()
-        self.threshold, self.min_std, self.granule = threshold, min_std, site.granule
+        self.cfg, self.granule = cfg, site.granule
         allowed = site.keep.view(site.gate_shape).float()
         self.register_buffer("allowed", allowed)
         self.register_buffer("mask", allowed.clone())
@@ -93,12 +94,14 @@ class HysteresisGate(nn.Module):
 
     @torch.no_grad()
     def refit(self) -> None:
-        """Set the coefficients to the DaPa fit of the running statistics."""
-        self.coef.copy_(dapa(self.mean, self.var.sqrt().clamp(min=self.min_std)))
+        """Set the coefficients to the DaPa fit of the running statistics, its x² term scaled by ``x2_scale``."""
+        coef = dapa(self.mean, self.var.sqrt().clamp(min=self.cfg.min_std))
+        coef[:, 0] *= self.cfg.x2_scale
+        self.coef.copy_(coef)
 
     @torch.no_grad()
     def update_mask(self) -> None:
-        self.mask.copy_(hysteresis(self.mask, self.score, self.threshold) * self.allowed)
+        self.mask.copy_(hysteresis(self.mask, self.score, self.cfg.threshold) * self.allowed)
 
     def relus(self) -> torch.Tensor:
         """Kept ReLUs through the straight-through mask (differentiable in the scores)."""
@@ -140,7 +143,7 @@ def autorep(job: Job) -> Selection:
     """AutoReP: hysteresis masks with straight-through scores, ReLU or DaPa polynomial per unit, density penalty."""
     s, cfg, trainer = job.settings, job.settings.autorep, job.trainer
     g = torch.Generator().manual_seed(s.seed)
-    model = install_gates(job.model, job.sites, lambda site: HysteresisGate(site, cfg.threshold, cfg.min_std, g))
+    model = install_gates(job.model, job.sites, lambda site: HysteresisGate(site, cfg, g))
     model.to(trainer.device, memory_format=torch.channels_last)
     gates = [model.get_submodule(site.name) for site in job.sites]
     calibrate(model, gates, job)
@@ -148,7 +151,7 @@ def autorep(job: Job) -> Selection:
     steps = job.search_steps
     opt = torch.optim.Adam([
         {"params": [p for p in model.parameters() if id(p) not in scores], "lr": s.search_lr},
-        {"params": [gate.score for gate in gates], "lr": s.search_mask_lr(steps)},
+        {"params": [gate.score for gate in gates], "lr": s.search_mask_lr(steps, cosine=True)},
     ])
     total = sum(int(site.keep.sum()) * site.granule for site in job.sites)
     target = job.budget / total

@@ -8,8 +8,10 @@ with KD, as the precursor code does. The last block is sized to the ReLUs still 
 lands exactly on it (pixel granularity) or below it by less than one channel's H×W (channel granularity) — no
 hard threshold. The decisions use the validation split (the precursor used the training set; on small data
 held-out accuracy is the honest signal), and every validation pass is charged to the search compute
-(``Trainer.judge``): a between-block finetune gets the search compute left after one evaluation per later
-round, shared over the rounds left, so the search spends about ``search_epochs`` of steps.
+(``Trainer.judge``): a round tries a second or later block only while the search compute left covers it and
+one evaluation per later round, and a between-block finetune gets what is left after those evaluations, shared
+over the rounds left, so the search spends about ``search_epochs`` of steps (more only when the one try every
+round needs exceeds it).
 """
 
 from __future__ import annotations
@@ -45,13 +47,17 @@ def draw_block(keep: torch.Tensor, weights: torch.Tensor, need: int, generator: 
     return block
 
 
-def finetune_length(job: Job, rounds_left: int, try_cost: float) -> int:
-    """Steps of a between-block finetune: ``cd.finetune_epochs``' worth, or the search compute left after one
-    evaluation (``try_cost`` steps) for each later round, shared over the ``rounds_left`` (this one included)."""
+def compute_left(job: Job, later_rounds: int, try_cost: float) -> float:
+    """Search compute (training steps) not yet spent, less one evaluation of ``try_cost`` per later round."""
+    return job.search_steps - job.trainer.spent - later_rounds * try_cost
+
+
+def finetune_length(job: Job, later_rounds: int, try_cost: float) -> int:
+    """Steps of a between-block finetune: ``cd.finetune_epochs``' worth, or the compute left after the
+    evaluation that follows it and one per later round, shared over this round and the later ones."""
     if job.settings.cd.finetune_epochs is not None:
         return job.trainer.steps(job.settings.cd.finetune_epochs)
-    left = job.search_steps - job.trainer.spent - (rounds_left - 1) * try_cost
-    return max(0, int(left / rounds_left))
+    return max(0, int((compute_left(job, later_rounds, try_cost) - try_cost) / (later_rounds + 1)))
 
 
 @register_method("cd", off="identity")
@@ -78,8 +84,11 @@ def coordinate_descent(job: Job) -> Selection:
     finetunes: list[int] = []
     while count > job.budget:
         need = min(block_relus, count - job.budget)
+        later_rounds = math.ceil((count - need - job.budget) / block_relus)
         tried = []  # (drop in points, block, validation top-1 without it)
-        for _ in range(cfg.tries):
+        for k in range(cfg.tries):
+            if k and compute_left(job, later_rounds, try_cost) < try_cost:  # the search compute is spent
+                break
             block = draw_block(keep, units.weights, need, g)
             apply(keep & ~block)
             tried_accuracy = trainer.judge(model)
@@ -94,9 +103,10 @@ def coordinate_descent(job: Job) -> Selection:
         apply(keep)
         count = int(units.weights[keep].sum())
         if drop >= cfg.tau:
-            finetunes.append(finetune_length(job, math.ceil((count - job.budget) / block_relus) + 1, try_cost))
-            trainer.finetune(model, finetunes[-1])
-            accuracy = trainer.judge(model)
+            finetunes.append(finetune_length(job, later_rounds, try_cost))
+            if finetunes[-1]:
+                trainer.finetune(model, finetunes[-1])
+                accuracy = trainer.judge(model)
     details = {"block_relus": block_relus, "rounds": len(drops), "tries": sum(map(len, drops)),
                "accepted_by_tau": sum(d[t] < cfg.tau for d, t in zip(drops, taken)), "finetune_steps": finetunes,
                "drops": drops, "taken": taken}

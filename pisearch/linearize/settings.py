@@ -4,14 +4,30 @@ Two presets. ``paper`` (``LinearizeSettings(preset="paper")``, ``pisearch linear
 papers' own values (../shared/REFERENCES.md §3): hundreds of CIFAR epochs of search and 100 of finetune.
 ``short`` (the default) is what a pisearch run affords — a fraction of an epoch to a few epochs — with the
 values below measured at that length; every field says its paper value. Explicit values override a preset.
-Measurements: ``benchmarks/linearize.py`` (log: benchmarks/results/linearize_fashion_mnist.md). On ``digits``
-16², ResNet 16-32-64 (one block per stage, 18,432 ReLUs), budget 5 %, 6 search + 4 finetune epochs:
+Full log: benchmarks/results/linearize_fashion_mnist.md (``benchmarks/linearize.py``).
+
+On ``digits`` 16², ResNet 16-32-64 (one block per stage, 18,432 ReLUs), budget 5 %, 6 search + 4 finetune epochs:
 
 * ``snl.lambda0`` 1e-3: with SNL's 1e-5 the L1 term is too weak for a 120-step search — #(α > 0.01) is still
   14,412 at the end and the hard threshold cuts blindly (validation top-1 0.455 before finetune, test 0.933
   after, finetune lr 1e-2); 1e-4: 8,996 (0.888, 0.983); 1e-3: 1,767 (0.951, 0.989).
 * ``finetune_lr`` 0.05 (SGD, cosine): naive baseline test top-1 0.493 at 1e-3 (the papers' value, made for 100
   epochs), 0.858 at 1e-2, 0.936 at 5e-2; SNL 0.989 → 0.994, coordinate descent 0.861 → 0.947 (1e-2 → 5e-2).
+
+On ``fashion_mnist`` 32², ResNet 8-16-32-64 (2-2-2-2, 69,632 ReLUs, teacher test top-1 0.9317), budget 1 %
+(696 ReLUs), seed 0, test top-1 on 10,000 images:
+
+* ``autorep.x2_scale`` 0.01: with the plain least-squares x² coefficient the ≈ 99 % polynomial network
+  overflows (residual-stream activations reach inf by layer4, NaN logits): test 0.1006; × 0.01 (the code's
+  effective factor): 0.8904 (272 steps) — the fix that made AutoReP work at all.
+* ``mask_reach`` 4 (was lr = 2 / steps, i.e. reach 2 for SNL and 1 under AutoReP's cosine): AutoReP's mask
+  count at the end of a 272-step search 23,731 → 5,653 (target 696); SNL 0.8723 → 0.8748 (453 steps).
+* ``cd.rounds`` 8, ``cd.tries`` 2 (were 20, 20): a 2,000-image validation pass costs 10.4 training steps, so 20
+  rounds × 20 tries (every try dropped > tau) would cost ≈ 4,160 steps of a 453-step run; 8 × 2: 0.7944.
+* ``snl.round_steps`` 10 (was 4 rounds per epoch): an epoch is 906 steps, so a 181-step search would have had
+  one count check and a λ that never grew.
+  ``snl.lambda0`` stays 1e-3: 1e-2 reaches the budget at step 60 (count 43, validation 0.7215 before the hard
+  threshold) and ends at 0.8533 against 0.8637.
 """
 
 from __future__ import annotations
@@ -54,6 +70,8 @@ class AutoRePSettings(_Strict):
     dapa_steps: int = Field(50, ge=0, description="DaPa refits happen during the first N search steps "
                             "(AutoReP: ≈500)")
     min_std: float = Field(0.1, gt=0, description="σ floor of the DaPa fit (the code clips the variance)")
+    x2_scale: float = Field(0.01, ge=0, description="factor on the fitted x² coefficient (the code: 0.01, its "
+                            "w2/10 times scale_x2 = 0.1)")
 
 
 class CDSettings(_Strict):
@@ -63,8 +81,8 @@ class CDSettings(_Strict):
     validation pass is charged to the search compute (``EVAL_COST`` per image)."""
 
     block: int | None = Field(None, ge=1, description="ReLUs per block (precursor grid 100–2000 on 491K)")
-    rounds: int = Field(20, ge=1, description="blocks from the full count to the budget when block is None")
-    tries: int = Field(20, ge=1, description="random blocks tried per round (precursor grid 20, 50, 100)")
+    rounds: int = Field(8, ge=1, description="blocks from the full count to the budget when block is None")
+    tries: int = Field(2, ge=1, description="random blocks tried per round (precursor grid 20, 50, 100)")
     tau: float = Field(1.0, ge=0, description="accepted drop in validation top-1, points (precursor grid "
                        "0.3–1.5)")
     finetune_epochs: float | None = Field(None, ge=0, description="KD finetune after a block over tau; None: "
@@ -100,18 +118,20 @@ class LinearizeSettings(_Strict):
 
     preset: Literal["short", "paper"] = Field("short", description="defaults: short (measured for short runs) "
                                               "or paper (the papers' values); explicit fields override")
-    search_epochs: float = Field(0.3, ge=0, description="search-phase epochs (SNL/AutoReP mask training, CD "
+    search_epochs: float = Field(10, ge=0, description="search-phase epochs (SNL/AutoReP mask training, CD "
                                  "evaluations and finetunes)")
-    finetune_epochs: float = Field(0.2, ge=0, description="final finetune with masks frozen (papers: 100)")
+    finetune_epochs: float = Field(5, ge=0, description="final finetune with masks frozen (papers: 100)")
     pool_compute: bool = Field(True, description="search steps a method does not use go to the final finetune "
                                "(equal total compute for every method; papers: off)")
     batch_size: int = Field(64, ge=2, description="images per step (papers: 128)")
     augment: bool = Field(False, description="random crop + flip of training batches (pisearch.train.batches)")
     search_lr: float = Field(1e-3, gt=0, description="Adam learning rate of the weights during SNL / AutoReP "
                              "search (papers: 1e-3)")
-    mask_lr: float | None = Field(None, gt=0, description="Adam learning rate of α / scores; None: 2 / search "
-                                  "steps clipped to [1e-3, 0.1], so a mask parameter can cross its initial range "
-                                  "within a short search (papers: 1e-3 over ~10⁵ steps)")
+    mask_lr: float | None = Field(None, gt=0, description="Adam learning rate of α / scores; None: from "
+                                  "mask_reach (papers: 1e-3 over ~10⁵ steps)")
+    mask_reach: float = Field(4.0, gt=0, description="with mask_lr None, the Adam lr is mask_reach / Σ of the lr "
+                              "schedule over the search (SNL constant: steps, AutoReP cosine: steps / 2), clipped to "
+                              "[1e-3, 0.1]: how far a steadily pushed α (init 1) or score (init U(0, 1)) can move")
     finetune_lr: float = Field(0.05, gt=0, description="SGD learning rate of finetunes, cosine to 0 (papers: 1e-3 "
                                "over 100 epochs)")
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -136,8 +156,10 @@ class LinearizeSettings(_Strict):
             return _merge(PAPER, data)
         return data
 
-    def search_mask_lr(self, search_steps: int) -> float:
-        """The Adam learning rate of mask parameters for a search of ``search_steps`` steps."""
+    def search_mask_lr(self, search_steps: int, cosine: bool) -> float:
+        """The Adam learning rate of mask parameters for a search of ``search_steps`` steps (``cosine``: the lr
+        decays to 0 by a cosine, which halves its sum)."""
         if self.mask_lr is not None:
             return self.mask_lr
-        return min(0.1, max(1e-3, 2.0 / max(1, search_steps)))
+        schedule_sum = max(1, search_steps) / (2 if cosine else 1)
+        return min(0.1, max(1e-3, self.mask_reach / schedule_sum))

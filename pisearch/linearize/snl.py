@@ -70,7 +70,7 @@ def snl(job: Job) -> Selection:
     steps = job.search_steps
     opt = torch.optim.Adam([
         {"params": [p for p in model.parameters() if id(p) not in alphas], "lr": s.search_lr},
-        {"params": [g.alpha for g in gates], "lr": s.search_mask_lr(steps)},
+        {"params": [g.alpha for g in gates], "lr": s.search_mask_lr(steps, cosine=False)},
     ])
     lam = LassoSchedule(cfg)
     round_steps = cfg.round_steps or trainer.steps_per_epoch
@@ -88,5 +88,6 @@ def snl(job: Job) -> Selection:
     scores = {site.name: g.effective().detach().reshape(site.unit_shape) for site, g in zip(job.sites, gates)}
     keeps = select_budget(scores, job.sites, job.budget)
     details = {"search_steps": done, "rounds": len(counts), "soft_counts": counts, "lambdas": lambdas,
+               "accuracy_soft": trainer.accuracy(model),  # validation top-1 before the hard threshold (not charged)
                "reached_budget": bool(counts) and counts[-1] <= job.budget}
     return Selection(keeps, model, details=details)
