@@ -313,3 +313,9 @@ def test_cli_unknown_dataset_exits_2_with_one_line(parent_export, tmp_path, monk
     code, _, err = cli(monkeypatch, capsys, parent_export, "--method", "naive", "--budget", "100", "--dataset", "nope",
                        "-o", tmp_path / "x")
     assert code == 2 and "unknown name 'nope'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_unknown_preset_exits_2_with_one_line(parent_export, tmp_path, monkeypatch, capsys):
+    code, _, err = cli(monkeypatch, capsys, parent_export, "--method", "naive", "--budget", "100", "--preset", "fast",
+                       "-o", tmp_path / "x")
+    assert code == 2 and "--preset: expected short or paper, got 'fast'" in err and len(err.strip().splitlines()) == 1

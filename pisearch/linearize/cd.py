@@ -17,6 +17,7 @@ round needs exceeds it).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -60,6 +61,12 @@ def finetune_length(job: Job, later_rounds: int, try_cost: float) -> int:
     return max(0, int((compute_left(job, later_rounds, try_cost) - try_cost) / (later_rounds + 1)))
 
 
+def taken_index(drops: Sequence[float], tau: float) -> int:
+    """The try a round takes: its last one when that is under ``tau`` (the round stops at the first such), else
+    the one with the smallest drop (the first of equals)."""
+    return len(drops) - 1 if drops[-1] < tau else min(range(len(drops)), key=drops.__getitem__)
+
+
 @register_method("cd", off="identity")
 def coordinate_descent(job: Job) -> Selection:
     """Coordinate descent: remove random blocks of ReLUs by validation drop, finetune when over tau; no threshold."""
@@ -68,16 +75,32 @@ def coordinate_descent(job: Job) -> Selection:
     units = UnitIndex(job.sites)
     gates = {site.name: model.get_submodule(site.name) for site in job.sites}
     keep = units.flat({site.name: site.keep for site in job.sites})
+    try_cost = len(trainer.data.val) * EVAL_COST / trainer.batch_size
+    g = torch.Generator().manual_seed(job.settings.seed)
 
     def apply(flat: torch.Tensor) -> None:
         parts = units.split(flat)
         for site in job.sites:
             gates[site.name].keep.copy_(parts[site.name].view(site.gate_shape))
 
+    def try_blocks(need: int, later_rounds: int, accuracy: float) -> list[tuple[float, torch.Tensor, float]]:
+        """Up to ``tries`` random blocks of at most ``need`` ReLUs, each judged on validation: (drop in points,
+        block, top-1 without it). Stops at the first drop under tau, at the forced last unit, or when the
+        search compute left no longer covers a further pass plus one per later round."""
+        tried = []
+        for k in range(cfg.tries):
+            if k and compute_left(job, later_rounds, try_cost) < try_cost:
+                break
+            block = draw_block(keep, units.weights, need, g)
+            apply(keep & ~block)
+            top1 = trainer.judge(model)
+            tried.append((100 * (accuracy - top1), block, top1))
+            if tried[-1][0] < cfg.tau or int(units.weights[block].sum()) > need:
+                break
+        return tried
+
     count = int(units.weights[keep].sum())
     block_relus = cfg.block or math.ceil((count - job.budget) / cfg.rounds)
-    try_cost = len(trainer.data.val) * EVAL_COST / trainer.batch_size
-    g = torch.Generator().manual_seed(job.settings.seed)
     accuracy = trainer.judge(model)
     drops: list[list[float]] = []
     taken: list[int] = []
@@ -85,20 +108,10 @@ def coordinate_descent(job: Job) -> Selection:
     while count > job.budget:
         need = min(block_relus, count - job.budget)
         later_rounds = math.ceil((count - need - job.budget) / block_relus)
-        tried = []  # (drop in points, block, validation top-1 without it)
-        for k in range(cfg.tries):
-            if k and compute_left(job, later_rounds, try_cost) < try_cost:  # the search compute is spent
-                break
-            block = draw_block(keep, units.weights, need, g)
-            apply(keep & ~block)
-            tried_accuracy = trainer.judge(model)
-            tried.append((100 * (accuracy - tried_accuracy), block, tried_accuracy))
-            if tried[-1][0] < cfg.tau or int(units.weights[block].sum()) > need:  # accepted, or the forced last unit
-                break
-        best = len(tried) - 1 if tried[-1][0] < cfg.tau else min(range(len(tried)), key=lambda i: tried[i][0])
-        drop, block, accuracy = tried[best]
+        tried = try_blocks(need, later_rounds, accuracy)
         drops.append([round(d, 3) for d, _, _ in tried])
-        taken.append(best)
+        taken.append(taken_index([d for d, _, _ in tried], cfg.tau))
+        drop, block, accuracy = tried[taken[-1]]
         keep = keep & ~block
         apply(keep)
         count = int(units.weights[keep].sum())
