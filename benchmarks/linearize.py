@@ -126,7 +126,9 @@ def run_all(p: Profile, spec: ArchSpec, model: torch.nn.Module, splits: Splits, 
 
 
 def mean_sd(values: Sequence[float], scale: float = 100) -> str:
-    """``mean ± sd`` (sample sd; just the mean for one value) of ``values`` × ``scale``."""
+    """``mean ± sd`` (sample sd; just the mean for one value, – for none) of ``values`` × ``scale``."""
+    if not values:
+        return "–"
     values = [v * scale for v in values]
     sd = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
     return f"{statistics.mean(values):.2f}{sd}"
@@ -159,10 +161,12 @@ def tables(rows: list[dict], fractions: Sequence[float], methods: Sequence[str],
     return "\n".join(out)
 
 
-def gap(rows: list[dict], a: str, b: str, fraction: float) -> tuple[float, float | None]:
-    """Mean and sd over seeds of test top-1 of ``a`` minus ``b`` (points), paired by seed."""
+def gap(rows: list[dict], a: str, b: str, fraction: float) -> tuple[float, float | None] | None:
+    """Mean and sd over seeds of test top-1 of ``a`` minus ``b`` (points), paired by seed; None without a pair."""
     test = {(r["method"], r["seed"]): r["test_accuracy"] for r in rows if r["fraction"] == fraction}
     diffs = [100 * (test[a, s] - test[b, s]) for (m, s) in test if m == a and (b, s) in test]
+    if not diffs:
+        return None
     return statistics.mean(diffs), statistics.stdev(diffs) if len(diffs) > 1 else None
 
 
@@ -171,6 +175,9 @@ def claims(rows: list[dict], fractions: Sequence[float], methods: Sequence[str])
     lines = []
 
     def line(a, b, f):
+        if gap(rows, a, b, f) is None:
+            lines.append(f"- {a} − {b} at {f:.1%}: not measured")
+            return False
         mean, sd = gap(rows, a, b, f)
         lines.append(f"- {a} − {b} at {f:.1%}: {mean:+.2f}" + (f" ± {sd:.2f}" if sd is not None else "") +
                      f" points ({'holds' if mean >= 0 else 'does not hold'})")
