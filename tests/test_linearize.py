@@ -12,7 +12,7 @@ from pisearch.data import Splits, load_dataset
 from pisearch.data.embedded import synthetic_images
 from pisearch.errors import UserError
 from pisearch.linearize import METHODS, LinearizeSettings, SNLSettings, kd_loss, linearize, select_budget
-from pisearch.linearize.autorep import StraightThroughMask, dapa, hysteresis
+from pisearch.linearize.autorep import HysteresisGate, StraightThroughMask, dapa, hysteresis
 from pisearch.linearize.base import maskable_sites
 from pisearch.linearize.snl import LassoSchedule
 from pisearch.models import MaskedAct
@@ -148,7 +148,8 @@ def test_channel_budget_within_one_channel_by_hooks(tiny, tmp_path, method):
 def test_naive_without_finetune_keeps_the_trained_weights_and_drops_late_sites_first(tiny):
     spec, model, splits = tiny
     budget = 700  # stem (256) + layer1 (512) > 700: layer1.0.act2 is cut, everything after it is identity
-    new_spec, new_model, _ = linearize("naive", model, spec, splits, budget, {**FAST, "finetune_epochs": 0})
+    new_spec, new_model, _ = linearize("naive", model, spec, splits, budget,
+                                      {**FAST, "search_epochs": 0, "finetune_epochs": 0})
     kinds = {name: act.kind if act.mask is None else "masked" for name, act in new_spec.acts}
     assert kinds == {"stem.act": "relu", "layer1.0.act1": "relu", "layer1.0.act2": "masked",
                      "layer2.0.act1": "identity", "layer2.0.act2": "identity"}
@@ -177,6 +178,88 @@ def test_bad_arguments_are_user_errors(tiny):
         linearize("cd", model, spec, splits, 10, FAST, granularity="block")
     with pytest.raises(ValueError):
         LinearizeSettings(snl={"lambda0": -1})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Each method's output shows its paper's mechanism; every method spends the same compute
+# ---------------------------------------------------------------------------------------------------------------
+def test_snl_run_grows_lambda_exactly_after_each_round_without_a_new_low(tiny):
+    spec, model, splits = tiny
+    snl = {"lambda0": 1e-4, "growth": 2.0, "patience": 2, "round_steps": 2}
+    details = linearize("snl", model, spec, splits, 100, {**FAST, "search_epochs": 6, "snl": snl})[2]["details"]
+    counts, lambdas = details["soft_counts"], details["lambdas"]
+    lowest, expected, grew, held = math.inf, [1e-4], 0, 0
+    for i, c in enumerate(counts[:-1]):  # lambdas[i] is λ during round i; the rule sets λ for round i + 1
+        new_low = c < lowest
+        lowest = min(lowest, c)
+        expected.append(expected[-1] * (2.0 if not new_low and i >= 2 else 1.0))
+        grew += not new_low and i >= 2
+        held += new_low and i >= 2
+    assert lambdas == pytest.approx(expected, rel=1e-12)
+    assert grew >= 3 and held >= 1  # both branches of the rule happened
+    assert counts[0] == 1024 and min(counts) < 400  # the growing L1 term did switch α off
+
+
+def test_autorep_run_keeps_every_mask_entry_whose_score_is_inside_plus_minus_t(tiny, monkeypatch):
+    spec, model, splits = tiny
+    t = 0.05  # with mask lr 0.05 a score spends steps inside ±t; a mild penalty lets some scores come back up
+    seen = []  # (mask before, score, mask after) of every allowed unit at every update
+    update = HysteresisGate.update_mask
+
+    def recording(gate):
+        before, score = gate.mask.clone(), gate.score.detach().clone()
+        update(gate)
+        keep = gate.allowed > 0
+        seen.append((before[keep], score[keep], gate.mask[keep].clone()))
+
+    monkeypatch.setattr(HysteresisGate, "update_mask", recording)
+    settings = {**FAST, "search_epochs": 8, "mask_lr": 0.05, "autorep": {"threshold": t, "penalty": 1.0}}
+    linearize("autorep", model, spec, splits, 900, settings)
+    before, score, after = (torch.cat(parts) for parts in zip(*seen))
+    inside = score.abs() < t
+    assert torch.equal(after[inside], before[inside])  # within ±t nothing flips
+    assert (after[score > t] == 1).all() and (after[score <= -t] == 0).all()
+    assert int(((before == 1) & (after == 0)).sum()) > 100 and int(((before == 0) & (after == 1)).sum()) >= 1
+    # A plain threshold at 0 would have flipped these: kept units with a negative score and dropped units with a
+    # positive score, both inside the band.
+    assert int((inside & (before == 1) & (score < 0)).sum()) > 10
+    assert int((inside & (before == 0) & (score > 0)).sum()) > 10
+
+
+def test_cd_run_takes_a_block_over_tau_only_when_every_try_is_over_it_and_then_the_smallest(tiny):
+    spec, model, splits = tiny
+    tries, tau = 3, 0.0  # 20 validation images: drops come in steps of 5 points
+    details = linearize("cd", model, spec, splits, 100, {**FAST, "cd": {"tries": tries, "tau": tau, "rounds": 20}})[2]["details"]
+    by_tau = forced = 0
+    for drops, taken in zip(details["drops"], details["taken"]):
+        if drops[taken] < tau:  # accepted by tau: the first try under it, after tries all at or over it
+            assert taken == len(drops) - 1 and all(d >= tau for d in drops[:-1])
+            by_tau += 1
+        else:  # none under tau: all tries were made and the smallest drop was taken
+            assert all(d >= tau for d in drops) and drops[taken] == min(drops)
+            forced += 1
+    assert len(details["drops"]) == details["rounds"] == 20
+    assert by_tau >= 1 and forced >= 1
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_spends_search_plus_finetune_epochs_of_compute(tiny, method):
+    spec, model, splits = tiny
+    report = linearize(method, model, spec, splits, 100, {**FAST, "search_epochs": 4})[2]
+    total = (4 + 1) * 5  # (search + finetune epochs) × 80 images / 16 per step
+    assert total - 1 < report["compute_steps"] <= total
+    finetunes = sum(steps > 0 for steps in report["details"].get("finetune_steps", []))
+    assert report["eval_images"] == (20 * (report["details"]["tries"] + 1 + finetunes) if method == "cd" else 0)
+
+
+def test_presets_fill_unset_fields_and_explicit_values_win():
+    paper = LinearizeSettings(preset="paper", seed=3, snl={"growth": 1.2})
+    assert (paper.finetune_epochs, paper.finetune_lr, paper.snl.lambda0, paper.snl.growth, paper.seed) == \
+        (100, 1e-3, 1e-5, 1.2, 3)
+    assert paper.snl.round_steps is None and not paper.pool_compute and paper.autorep.dapa_steps == 500
+    assert LinearizeSettings().snl.lambda0 == 1e-3 and LinearizeSettings(preset="short") == LinearizeSettings()
+    with pytest.raises(ValueError, match="short.*paper"):
+        LinearizeSettings(preset="fast")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -230,3 +313,9 @@ def test_cli_unknown_dataset_exits_2_with_one_line(parent_export, tmp_path, monk
     code, _, err = cli(monkeypatch, capsys, parent_export, "--method", "naive", "--budget", "100", "--dataset", "nope",
                        "-o", tmp_path / "x")
     assert code == 2 and "unknown name 'nope'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_unknown_preset_exits_2_with_one_line(parent_export, tmp_path, monkeypatch, capsys):
+    code, _, err = cli(monkeypatch, capsys, parent_export, "--method", "naive", "--budget", "100", "--preset", "fast",
+                       "-o", tmp_path / "x")
+    assert code == 2 and "--preset: expected short or paper, got 'fast'" in err and len(err.strip().splitlines()) == 1

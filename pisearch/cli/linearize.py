@@ -14,7 +14,7 @@ from pisearch.cli.app import app
 from pisearch.cost import count
 from pisearch.data import load_dataset
 from pisearch.errors import UserError
-from pisearch.linearize import METHODS, LinearizeSettings, check_budget
+from pisearch.linearize import METHODS, PRESETS, LinearizeSettings, check_budget
 from pisearch.linearize import linearize as run_method
 from pisearch.report import load_export, write_export
 
@@ -55,8 +55,12 @@ def linearize(
                                "per image), or a percentage of the network's count, e.g. 10%."),
     granularity: str = typer.Option("pixel", "--granularity", help="pixel: one mask entry per activation "
                                     "(exact budget); channel: per channel (within one channel's H×W)."),
-    epochs: int = typer.Option(None, "--epochs", min=0, help="Final finetune epochs (default 5)."),
-    search_epochs: int = typer.Option(None, "--search-epochs", min=0, help="Search-phase epochs (default 10)."),
+    preset: str = typer.Option("short", "--preset", help="Defaults: short (measured for short runs) or paper "
+                               "(the papers' values: 200 search + 100 finetune epochs)."),
+    epochs: float = typer.Option(None, "--epochs", min=0, help="Final finetune epochs (short: 5, paper: 100); "
+                                 "the search's unused compute is added (short)."),
+    search_epochs: float = typer.Option(None, "--search-epochs", min=0, help="Search-phase epochs (short: 10, "
+                                        "paper: 200)."),
     dataset: str = typer.Option(None, "--dataset", help="Dataset (default: the one in MODEL_DIR/metrics.json)."),
     kd: bool = typer.Option(True, "--kd/--no-kd", help="Distil from the un-linearized network (default on)."),
     seed: int = typer.Option(None, "--seed", help="Seed of batch order, random scores and blocks (default 0)."),
@@ -65,7 +69,9 @@ def linearize(
     spec, model = load_export(model_dir)
     relus = count(spec).relus
     b = parse_budget(budget, relus)
-    options = {"finetune_epochs": epochs, "search_epochs": search_epochs, "kd": kd, "seed": seed}
+    if preset not in PRESETS:
+        raise UserError(f"--preset: expected {' or '.join(PRESETS)}, got {preset!r}")
+    options = {"preset": preset, "finetune_epochs": epochs, "search_epochs": search_epochs, "kd": kd, "seed": seed}
     settings = LinearizeSettings(**{k: v for k, v in options.items() if v is not None})
     name = _dataset_name(model_dir, dataset)
     splits = load_dataset(name, resolution=spec.resolution, channels=spec.in_channels)
@@ -73,13 +79,13 @@ def linearize(
         raise UserError(f"--dataset {name}: has {splits.train.num_classes} classes, the network "
                         f"{spec.num_classes}")
     new_spec, new_model, report = run_method(method, model, spec, splits, b, settings, granularity=granularity)
-    command = ["pisearch", "linearize", str(model_dir), "--method", method, "--budget", str(b),
+    command = ["pisearch", "linearize", str(model_dir), "--method", method, "--budget", str(b), "--preset", preset,
                "--granularity", granularity, "--epochs", str(settings.finetune_epochs), "--search-epochs",
                str(settings.search_epochs), "--dataset", name, "--seed", str(settings.seed), "-o", str(out)]
     if not kd:
         command.append("--no-kd")
     metrics = {**report, "dataset": name, "source": method, "parent": str(model_dir), "parent_spec_hash": spec.hash,
-               "weights": f"{method} linearization, finetuned {settings.finetune_epochs} epochs",
+               "weights": f"{method} linearization, finetuned {report['finetune_steps']} steps",
                "linearize": settings.model_dump(mode="json")}
     path = write_export(out, new_spec, new_model, metrics, reproduce=shlex.join(command))
     typer.echo(f"{method} ({granularity}): {relus:,} → {report['relus']:,} ReLUs (every site, budget {b:,}); "

@@ -11,8 +11,8 @@ from pisearch.linearize import autorep, cd, naive, snl  # noqa: F401  (each regi
 from pisearch.linearize.base import GRANULARITIES, METHODS, Job, Method, Selection, register_method, select_budget
 from pisearch.linearize.distill import kd_loss
 from pisearch.linearize.pipeline import check_budget, linearize, linearize_spec_and_weights
-from pisearch.linearize.settings import AutoRePSettings, CDSettings, LinearizeSettings, SNLSettings
+from pisearch.linearize.settings import PRESETS, AutoRePSettings, CDSettings, LinearizeSettings, SNLSettings
 
-__all__ = ["GRANULARITIES", "METHODS", "AutoRePSettings", "CDSettings", "Job", "LinearizeSettings", "Method",
+__all__ = ["GRANULARITIES", "METHODS", "PRESETS", "AutoRePSettings", "CDSettings", "Job", "LinearizeSettings", "Method",
            "SNLSettings", "Selection", "check_budget", "kd_loss", "linearize", "linearize_spec_and_weights",
            "register_method", "select_budget"]

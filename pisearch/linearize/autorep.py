@@ -11,9 +11,11 @@ schedule. The selection is then made exact: the top-B units ranked first by m, t
 DaPa: for pre-activations ~ N(μ, σ²) the least-squares degree-2 fit of ReLU is, with φ = exp(−μ²/(2σ²)),
 c2 = φ/(2√(2π)σ), c1 = Φ(μ/σ) − μφ/(√(2π)σ), c0 = φ(μ²/σ + σ)/(2√(2π)). The coefficients start from exact
 statistics of the input network (512 training images), are refitted from running statistics (momentum 0.1)
-during the first ``dapa_steps`` steps, then train freely. Unlike the code, which passes the running *variance*
-where its formulas take σ and rescales c0 and c2 (/5, /10) for its own parameterisation, pisearch uses
-σ = √variance and the plain coefficients.
+during the first ``dapa_steps`` steps, then train freely. pisearch uses σ = √variance (the code passes the
+running *variance* where its formulas take σ) and multiplies the fitted c2 by ``x2_scale`` (default 0.01): the
+code stores c2/10 (and c0/5) and multiplies the x² term by ``scale_x2`` = 0.1 in the forward pass, so its
+polynomials are 100× flatter than the least-squares fit. Measured (settings.py): with the plain fit a ≈ 99 %
+polynomial ResNet overflows to NaN logits within one short search (test 0.10); with 0.01: 0.89 at 1 %.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pisearch.linearize.base import Job, MaskSite, Selection, install_gates, register_method, select_budget
+from pisearch.linearize.settings import AutoRePSettings
 from pisearch.models import poly
 
 CALIBRATION_IMAGES = 512
@@ -67,9 +70,9 @@ class HysteresisGate(nn.Module):
     """y = m⊙ReLU(x) + (1 − m)⊙p(x) with a score and a hysteresis mask per unit and DaPa coefficients per channel;
     units the input spec had off stay polynomial."""
 
-    def __init__(self, site: MaskSite, threshold: float, min_std: float, generator: torch.Generator) -> None:
+    def __init__(self, site: MaskSite, cfg: AutoRePSettings, generator: torch.Generator) -> None:
         super().__init__()
-        self.threshold, self.min_std, self.granule = threshold, min_std, site.granule
+        self.cfg, self.granule = cfg, site.granule
         allowed = site.keep.view(site.gate_shape).float()
         self.register_buffer("allowed", allowed)
         self.register_buffer("mask", allowed.clone())
@@ -93,12 +96,14 @@ class HysteresisGate(nn.Module):
 
     @torch.no_grad()
     def refit(self) -> None:
-        """Set the coefficients to the DaPa fit of the running statistics."""
-        self.coef.copy_(dapa(self.mean, self.var.sqrt().clamp(min=self.min_std)))
+        """Set the coefficients to the DaPa fit of the running statistics, its x² term scaled by ``x2_scale``."""
+        coef = dapa(self.mean, self.var.sqrt().clamp(min=self.cfg.min_std))
+        coef[:, 0] *= self.cfg.x2_scale
+        self.coef.copy_(coef)
 
     @torch.no_grad()
     def update_mask(self) -> None:
-        self.mask.copy_(hysteresis(self.mask, self.score, self.threshold) * self.allowed)
+        self.mask.copy_(hysteresis(self.mask, self.score, self.cfg.threshold) * self.allowed)
 
     def relus(self) -> torch.Tensor:
         """Kept ReLUs through the straight-through mask (differentiable in the scores)."""
@@ -140,7 +145,7 @@ def autorep(job: Job) -> Selection:
     """AutoReP: hysteresis masks with straight-through scores, ReLU or DaPa polynomial per unit, density penalty."""
     s, cfg, trainer = job.settings, job.settings.autorep, job.trainer
     g = torch.Generator().manual_seed(s.seed)
-    model = install_gates(job.model, job.sites, lambda site: HysteresisGate(site, cfg.threshold, cfg.min_std, g))
+    model = install_gates(job.model, job.sites, lambda site: HysteresisGate(site, cfg, g))
     model.to(trainer.device, memory_format=torch.channels_last)
     gates = [model.get_submodule(site.name) for site in job.sites]
     calibrate(model, gates, job)
@@ -148,7 +153,7 @@ def autorep(job: Job) -> Selection:
     steps = job.search_steps
     opt = torch.optim.Adam([
         {"params": [p for p in model.parameters() if id(p) not in scores], "lr": s.search_lr},
-        {"params": [gate.score for gate in gates], "lr": s.search_mask_lr(steps)},
+        {"params": [gate.score for gate in gates], "lr": s.search_mask_lr(steps, cosine=True)},
     ])
     total = sum(int(site.keep.sum()) * site.granule for site in job.sites)
     target = job.budget / total

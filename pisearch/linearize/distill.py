@@ -2,7 +2,10 @@
 
 Loss = CE + KL(softmax(t/T) ‖ softmax(s/T))·T², weight 1:1, T = 4 (SNL, AutoReP and coordinate descent all
 distil this way). Batches come from :class:`pisearch.train.batches.DeviceImages` (batched gather + augment);
-without augmentation the teacher's logits are computed once for the whole training set.
+without augmentation each training image's teacher logits are computed the first time a batch draws it and
+kept, so a run shorter than an epoch pays only for the images it sees. The trainer meters compute for the
+equal-compute rule: training steps, plus validation images that decide a search (``judge``) at
+``EVAL_COST`` of a training image each.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pisearch.data import Splits
-from pisearch.linearize.settings import LinearizeSettings
+from pisearch.linearize.settings import EVAL_COST, LinearizeSettings
 from pisearch.train import Fidelity, evaluate, lr_at, recalibrate_bn
 from pisearch.train import DeviceImages
 
@@ -44,18 +47,33 @@ class Trainer:
         self.teacher = None if teacher is None else teacher.to(self.device, memory_format=torch.channels_last).eval()
         if self.teacher is not None:
             self.teacher.requires_grad_(False)
-        self._cached = self._teacher_logits() if self.teacher is not None and not settings.augment else None
+        self._memo = self.teacher is not None and not settings.augment
+        if self._memo:
+            self._logits = torch.zeros(len(self.images), data.train.num_classes, device=self.device)
+            self._known = torch.zeros(len(self.images), dtype=torch.bool, device=self.device)
         self._stream = self._batches()
+        self.steps_run = 0
+        self.eval_images = 0
+
+    @property
+    def spent(self) -> float:
+        """Compute so far, in training steps: steps run plus judged validation images at ``EVAL_COST``."""
+        return self.steps_run + self.eval_images * EVAL_COST / self.batch_size
 
     def steps(self, epochs: float) -> int:
         """Optimizer steps in ``epochs`` passes over the training set."""
         return round(epochs * self.steps_per_epoch)
 
     @torch.no_grad()
-    def _teacher_logits(self) -> torch.Tensor:
-        n, b = len(self.images), self.settings.eval_batch_size
-        return torch.cat([self.teacher(self.images.batch(torch.arange(i, min(i + b, n), device=self.device)))
-                          for i in range(0, n, b)])
+    def _teacher_logits(self, index: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's logits of batch ``x`` (training images ``index``), memoised when unaugmented."""
+        if not self._memo:
+            return self.teacher(x)
+        new = ~self._known[index]
+        if new.any():
+            self._logits[index[new]] = self.teacher(x[new])
+            self._known[index[new]] = True
+        return self._logits[index]
 
     def _batches(self) -> Iterator[torch.Tensor]:
         while True:
@@ -70,12 +88,7 @@ class Trainer:
         loss = F.cross_entropy(logits, self.images.y[index])
         if self.teacher is None:
             return loss
-        if self._cached is not None:
-            target = self._cached[index]
-        else:
-            with torch.no_grad():
-                target = self.teacher(x)
-        return loss + kd_loss(logits, target, self.settings.temperature)
+        return loss + kd_loss(logits, self._teacher_logits(index, x), self.settings.temperature)
 
     def train(self, model: nn.Module, optimizer: torch.optim.Optimizer, steps: int, *, cosine: bool = False,
               penalty: Callable[[], torch.Tensor] | None = None,
@@ -101,6 +114,7 @@ class Trainer:
             if self.settings.grad_clip is not None:
                 nn.utils.clip_grad_norm_(params, self.settings.grad_clip)
             optimizer.step()
+            self.steps_run += 1
             if after_step is not None and after_step(step):
                 return step + 1
         return steps
@@ -120,3 +134,8 @@ class Trainer:
         if recalibrate and self.settings.bn_recalibrate:
             recalibrate_bn(model, self.images, self.settings.eval_batch_size)  # unaugmented batches
         return evaluate(model, getattr(self.data, split), self.settings.eval_batch_size, str(self.device))
+
+    def judge(self, model: nn.Module) -> float:
+        """Validation top-1 that decides a search step; its forward passes are charged to ``spent``."""
+        self.eval_images += len(self.data.val)
+        return self.accuracy(model)

@@ -33,6 +33,15 @@ def check_budget(budget: int, relus: int) -> None:
                         f"give a smaller budget")
 
 
+def finetune_steps(trainer: Trainer, settings: LinearizeSettings) -> int:
+    """Steps of the final finetune: ``finetune_epochs``' worth, or (``pool_compute``) what is left of
+    ``search_epochs + finetune_epochs`` of steps after the search's compute (``trainer.spent``, never below 0)."""
+    steps = trainer.steps(settings.finetune_epochs)
+    if not settings.pool_compute:
+        return steps
+    return max(0, int(trainer.steps(settings.search_epochs) + steps - trainer.spent))
+
+
 def linearize(method: str, model: nn.Module, spec: ArchSpec, data: Splits, budget: int,
               settings: LinearizeSettings | Mapping | None = None, *, granularity: str = "pixel",
               teacher: nn.Module | None = None) -> tuple[ArchSpec, nn.Module, dict]:
@@ -41,7 +50,9 @@ def linearize(method: str, model: nn.Module, spec: ArchSpec, data: Splits, budge
     below it by less than one channel's H×W). KD distils from ``teacher`` (default: ``model`` itself) unless
     ``settings.kd`` is off. Returns the masked spec, its finetuned model (CPU, eval mode) and a report dict with
     ``method``, ``budget``, ``granularity``, ``relus_before`` / ``relus``, validation ``accuracy_before`` /
-    ``accuracy``, ``test_accuracy``, ``search_seconds``, ``finetune_seconds`` and the method's ``details``."""
+    ``accuracy``, ``test_accuracy``, ``search_seconds``, ``finetune_seconds``, the compute (``search_steps``,
+    judged ``eval_images``, ``search_compute`` and ``compute_steps`` in training steps, ``finetune_steps``) and
+    the method's ``details``."""
     if method not in METHODS:
         raise UserError(f"--method: unknown method {method!r} (known: {', '.join(sorted(METHODS))})")
     settings = settings if isinstance(settings, LinearizeSettings) else LinearizeSettings.model_validate(settings or {})
@@ -68,8 +79,10 @@ def linearize(method: str, model: nn.Module, spec: ArchSpec, data: Splits, budge
 
     new_model.to(settings.device, memory_format=torch.channels_last)
     accuracy_selected = trainer.accuracy(new_model, recalibrate=True)
+    search_steps, search_compute = trainer.steps_run, trainer.spent
+    steps = finetune_steps(trainer, settings)
     start = time.perf_counter()
-    trainer.finetune(new_model, trainer.steps(settings.finetune_epochs))
+    trainer.finetune(new_model, steps)
     finetune_seconds = time.perf_counter() - start
     accuracy = trainer.accuracy(new_model, recalibrate=True)
     report = {
@@ -77,7 +90,9 @@ def linearize(method: str, model: nn.Module, spec: ArchSpec, data: Splits, budge
         "relus": relus, "accuracy_before": accuracy_before, "accuracy_before_finetune": accuracy_selected,
         "accuracy": accuracy, "test_accuracy": trainer.accuracy(new_model, "test"),
         "search_seconds": round(search_seconds, 3), "finetune_seconds": round(finetune_seconds, 3),
-        "finetune_epochs": settings.finetune_epochs, "kd": settings.kd, "details": selection.details,
+        "search_steps": search_steps, "eval_images": trainer.eval_images,
+        "search_compute": round(search_compute, 1), "finetune_steps": steps,
+        "compute_steps": round(search_compute + steps, 1), "kd": settings.kd, "details": selection.details,
     }
     return new_spec, new_model.cpu().eval(), report
 

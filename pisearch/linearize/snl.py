@@ -2,10 +2,11 @@
 
 Every maskable site computes y = α⊙ReLU(x) + (1−α)⊙x with one trainable α per unit (init 1, no clamp). Adam
 trains weights and α together on CE + KD + λ·Σ|α| (α weighted by its granule, so the penalty is in ReLUs; for
-pixel granularity that is SNL's Σ|α|). After every round the count #(α > 0.01) is taken; after the first
-``patience`` rounds, a round that sets no new low multiplies λ by ``growth``; the search stops when the count is
-within the budget (or ``search_epochs`` run out). Then the hard threshold keeps exactly the top-B α (ReLU where
-kept, identity elsewhere), and the common finetune trains with the masks frozen.
+pixel granularity that is SNL's Σ|α|). After every round (one epoch in SNL, ``round_steps`` steps in a short
+run) the count #(α > 0.01) is taken; after the first ``patience`` rounds, a round that sets no new low
+multiplies λ by ``growth``; the search stops when the count is within the budget (or ``search_epochs`` run
+out). Then the hard threshold keeps exactly the top-B α (ReLU where kept, identity elsewhere), and the common
+finetune trains with the masks frozen.
 """
 
 from __future__ import annotations
@@ -69,13 +70,15 @@ def snl(job: Job) -> Selection:
     steps = job.search_steps
     opt = torch.optim.Adam([
         {"params": [p for p in model.parameters() if id(p) not in alphas], "lr": s.search_lr},
-        {"params": [g.alpha for g in gates], "lr": s.search_mask_lr(steps)},
+        {"params": [g.alpha for g in gates], "lr": s.search_mask_lr(steps, cosine=False)},
     ])
     lam = LassoSchedule(cfg)
-    round_steps = max(1, math.ceil(trainer.steps_per_epoch / cfg.rounds_per_epoch))
+    round_steps = cfg.round_steps or trainer.steps_per_epoch
     counts: list[int] = []
+    lambdas: list[float] = []
     done = 0
     while done < steps:
+        lambdas.append(lam.value)
         done += trainer.train(model, opt, min(round_steps, steps - done),
                               penalty=lambda: lam.value * sum(g.l1() for g in gates))
         counts.append(sum(g.count(cfg.threshold) for g in gates))
@@ -84,6 +87,7 @@ def snl(job: Job) -> Selection:
             break
     scores = {site.name: g.effective().detach().reshape(site.unit_shape) for site, g in zip(job.sites, gates)}
     keeps = select_budget(scores, job.sites, job.budget)
-    details = {"search_steps": done, "rounds": len(counts), "soft_counts": counts, "final_lambda": lam.value,
+    details = {"search_steps": done, "rounds": len(counts), "soft_counts": counts, "lambdas": lambdas,
+               "accuracy_soft": trainer.accuracy(model),  # validation top-1 before the hard threshold (not charged)
                "reached_budget": bool(counts) and counts[-1] <= job.budget}
     return Selection(keeps, model, details=details)
