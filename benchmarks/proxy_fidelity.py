@@ -1,10 +1,10 @@
 """Proxy fidelity: does the short proxy rank architectures the way ≥10× longer training does?
 
-Trains 15 architectures spanning the shipped search spaces (ResNet18-shaped at base width m = 8, 16, 32, 64;
+Trains up to 15 architectures spanning the shipped search spaces (ResNet18-shaped at base width m = 8, 16, 32, 64;
 HybReNet (16; 5,5,3) and (32; 2,5,3); DeepReShape rule points at four budgets; culled stages; a stage of poly;
 a deeper and a shallower net; 32×32 inputs) at the proxy fidelity (``--seeds`` seeds, per trainer variant) and
-at a reference fidelity that sees ≥10× more training images (epochs × subset), on the same train/val split
-with the same seeds. Prints, and writes as JSON with ``--out``:
+at a reference fidelity that sees ≥5× (GPU and quick scales: ≥10×) more training images (epochs × subset), on the
+same train/val split with the same seeds. Prints, and writes as JSON with ``--out``:
 
 * per architecture: ReLUs (convention A: scalar ReLU evaluations per image, stem ReLU kept), MACs, reference
   validation top-1 (mean over ``--reference-seeds``), and the proxy's mean top-1 ± half the seed-to-seed range for every variant;
@@ -16,18 +16,28 @@ with the same seeds. Prints, and writes as JSON with ``--out``:
 
 Variants (``--variants``, see ``VARIANTS``) change one proxy setting each, so defaults are chosen by τ;
 ``level1_fresh`` / ``level1_warm`` are a promoted level of 2× the epochs, re-trained from scratch or continued from
-the proxy's weights (``promotion.warm_start``), to see which ranks closer to the reference.
+the proxy's weights (``promotion.warm_start``), to see which ranks closer to the reference. Variants that train
+the same thing for a network (``zero_init_auto`` is ``zero_init_never`` on an all-ReLU net; ``precision_auto`` is
+fp32 on a CPU without bf16 units) share one run.
 Jobs run in priority order (references, default proxy, then each variant over all architectures, then extra
 reference seeds); ``--time-limit`` stops starting new work (and ends running jobs) at that many seconds and
-reports what finished. ``--workers N`` trains N jobs at once in spawned processes (on one GPU this hides the
-per-step launch overhead of small networks). ``--quick``: 16×16 inputs, every width ÷4, the first 10
-architectures, proxy 2 epochs × 512 images, reference 10 epochs × 1,024 (CPU smoke run / first τ).
+reports what finished; ``--resume`` reuses the runs of an earlier ``--out`` JSON, so a long CPU benchmark can run
+in pieces. ``--workers N`` trains N jobs at once in spawned processes (on one GPU this hides the
+per-step launch overhead of small networks).
+
+Scales (``--scale``, see ``SCALES``): ``full`` (default; 32², real widths, all 15 architectures, for a GPU);
+``quick`` (also ``--quick``): 16×16 inputs, every width ÷4, the first 10 architectures, proxy 2 epochs × 512
+images, reference 10 epochs × 1,024 (CPU smoke run / first τ); ``cpu-full``: 32², real widths, the 8 architectures
+of ``CPU_FULL_ARCHS`` (m=8 ResNet18 up to HybReNet (16; 5,5,3), 1.05 GMACs), proxy 2 epochs × 512 images (16
+steps), reference 2 epochs × 2,560 (5×, 80 steps), 1,000 validation images: about 2.6 hours on one AVX2 core.
 
 Imports only pisearch.spec / cost / rules / data / train (+ torch, numpy; sklearn for digits; pydantic through
 Fidelity), so it runs on a bare GPU box.
 
     python benchmarks/proxy_fidelity.py --dataset fashion_mnist --device cuda --workers 8 --out fm.json
     python benchmarks/proxy_fidelity.py --dataset digits --quick --threads 1
+    python benchmarks/proxy_fidelity.py --dataset fashion_mnist --scale cpu-full --threads 1 --reference-seeds 2 \
+        --out cpu_full.json [--resume cpu_full.json]
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ from pisearch.cost import count
 from pisearch.data import Splits, load_dataset
 from pisearch.rules import Layout, deepreshape, rule_spec
 from pisearch.spec import ArchSpec, resnet, stage_widths
-from pisearch.train import Fidelity, seeded_build, train_proxy
+from pisearch.train import Fidelity, has_non_relu_site, resolved_precision, seeded_build, train_proxy, zero_init_for
 
 # --- architectures -------------------------------------------------------------------------------------------
 
@@ -56,7 +66,6 @@ RESNET18 = (2, 2, 2, 2)
 DOUBLING = (2, 2, 2)  # ResNet18's width ratios: m-2m-4m-8m
 CULL_BASE = 16        # base width of the culled / poly / deeper / shallower variants
 DRS_BUDGETS = {"drs_15k": 15_000, "drs_30k": 30_000, "drs_60k": 60_000, "drs_250k": 250_000}
-QUICK_ARCHS = 10
 
 
 def _resnet18(m: int, depths: Sequence[int] = RESNET18, acts_at: Iterable[str] = (), kind: str = "identity"):
@@ -80,7 +89,7 @@ def _rule_point(budget: int):
     return _hybrenet(r.base_width, r.ratios, r.layout)
 
 
-# Priority order: the first QUICK_ARCHS span every family the quick mode needs.
+# Priority order: the first 10 span every family the quick scale needs.
 ARCHS: dict[str, Callable[[int, int], ArchSpec]] = {
     "rn18_m16": _resnet18(16),
     "hybrenet_16_553": _hybrenet(16, (5, 5, 3)),
@@ -98,6 +107,14 @@ ARCHS: dict[str, Callable[[int, int], ArchSpec]] = {
     "drs_30k": _rule_point(DRS_BUDGETS["drs_30k"]),
     "drs_250k": _rule_point(DRS_BUDGETS["drs_250k"]),
 }
+
+
+# The CPU full-size subset (32², real widths): ResNet18-shaped m = 8 to 32 and a shallower one, a culled and a poly
+# net (where zero_init_residual "auto" zero-inits), a DeepReShape rule point with culled stages, and HybReNet
+# (16; 5,5,3), the widest net; ResNet18 itself (m=64), HybReNet (32; 2,5,3) and the 250K rule point are left out
+# for time.
+CPU_FULL_ARCHS = ("rn18_m8", "rn10_m16", "drs_15k", "m16_cull_stem_s1", "m16_poly_s2", "rn18_m16", "rn18_m32",
+                  "hybrenet_16_553")
 
 
 def architectures(names: Sequence[str], resolution: int = 32, divisor: int = 1) -> dict[str, ArchSpec]:
@@ -145,12 +162,21 @@ def _epochs_times(k: int) -> Variant:
     return lambda spec, f, n_train: updated(f, epochs=k * f.epochs)
 
 
+def _no_clip_relu(spec: ArchSpec, f: Fidelity, n_train: int) -> Fidelity:
+    """No gradient clipping for all-ReLU networks (networks with a poly or identity site keep it)."""
+    return f if has_non_relu_site(spec) else updated(f, grad_clip=None)
+
+
 VARIANTS: dict[str, Variant] = {
     "default": _with(),
-    "no_zero_init": _with(zero_init_residual=False),
+    "zero_init_always": _with(zero_init_residual=True),
+    "zero_init_never": _with(zero_init_residual=False),
+    "zero_init_auto": _with(zero_init_residual="auto"),
     "no_clip": _with(grad_clip=None),
+    "no_clip_relu": _no_clip_relu,
     "no_bn_recal": _with(bn_recalibrate=False),
     "warmup0": _with(warmup_epochs=0.0),
+    "warmup0.5": _with(warmup_epochs=0.5),
     "lr_width": _lr_by_width,
     "b128_lr0.4": _with(batch_size=128, lr=0.4),
     "more_epochs": _reshape_budget(2.0),
@@ -158,6 +184,7 @@ VARIANTS: dict[str, Variant] = {
     "lr0.1": _with(lr=0.1),
     "augment": _with(augment=True),
     "bf16": _with(precision="bf16"),
+    "precision_auto": _with(precision="auto"),
     # a promoted level of 2× the epochs (pisearch's promotion): re-trained from scratch, or warm-started from the
     # proxy's weights for the proxy's epochs again (what promotion.warm_start trains)
     "level1_fresh": _epochs_times(2),
@@ -172,9 +199,19 @@ PRESETS = {  # per dataset: validation fraction, proxy and reference Fidelity fi
                       "reference": {"epochs": 6, "batch_size": 128}},
 }
 DEFAULT_PRESET = {"val_fraction": 0.1, "proxy": {}, "reference": {"epochs": 50, "batch_size": 128}}
-QUICK = {"resolution": 16, "divisor": 4, "proxy": {"epochs": 2, "train_subset": 512},
-         "reference": {"epochs": 10, "train_subset": 1024, "batch_size": 128}}
-MIN_RATIO = 10  # the reference must see at least this many times the proxy's training images
+SCALES = {  # input side (px), width divisor, architectures, proxy/reference overrides, validation images, variants
+    "full": {"resolution": 32, "divisor": 1, "archs": tuple(ARCHS), "proxy": {}, "reference": {},
+             "val_subset": None, "variants": tuple(VARIANTS)},
+    "quick": {"resolution": 16, "divisor": 4, "archs": tuple(ARCHS)[:10], "proxy": {"epochs": 2, "train_subset": 512},
+              "reference": {"epochs": 10, "train_subset": 1024, "batch_size": 128}, "val_subset": None,
+              "variants": ("default",)},
+    # 32², real widths on one CPU thread (≈ 2.6 h on one free AVX2 core): a 16-step proxy, a 5× reference of
+    # 80 steps at the proxy's batch, 1,000 validation images (the widest net evaluates ≈ 30 images/s)
+    "cpu-full": {"resolution": 32, "divisor": 1, "archs": CPU_FULL_ARCHS, "proxy": {"epochs": 2, "train_subset": 512},
+                 "reference": {"epochs": 2, "train_subset": 2560, "batch_size": 64}, "val_subset": 1000,
+                 "variants": ("default", "zero_init_never", "zero_init_auto", "lr_width", "no_clip_relu", "warmup0")},
+}
+MIN_RATIO = 5  # the reference must see at least this many times the proxy's training images
 
 
 def training_images(f: Fidelity, n_train: int) -> int:
@@ -241,11 +278,16 @@ class Job:
 _WORKER: dict = {}
 
 
-def _init_worker(data_kwargs: dict, device: str, threads: int | None) -> None:
-    """Load the dataset once per process (spawned workers, or the main process with --workers 1)."""
+def _init_worker(data_kwargs: dict, device: str, threads: int | None, val_subset: int | None = None) -> None:
+    """Load the dataset once per process (spawned workers, or the main process with --workers 1), keeping the
+    first ``val_subset`` validation images of a permutation drawn by seed 0 (None: all)."""
     if threads is not None:
         torch.set_num_threads(threads)
-    _WORKER.update(data=load_dataset(**data_kwargs), device=device)
+    data = load_dataset(**data_kwargs)
+    if val_subset is not None and val_subset < len(data.val):
+        keep = torch.randperm(len(data.val), generator=torch.Generator().manual_seed(0))[:val_subset]
+        data = Splits(data.train, data.val.subset(keep), data.test)
+    _WORKER.update(data=data, device=device)
 
 
 def _train(spec: ArchSpec, phases: Phases) -> dict:
@@ -267,20 +309,43 @@ def _train(spec: ArchSpec, phases: Phases) -> dict:
             "retried": r.retried}
 
 
+def run_key(job: Job, spec: ArchSpec, phases: Phases, device: str) -> str:
+    """What a run trains, as JSON: the architecture and its phases with ``auto`` settings resolved for this
+    network and device, so variants that train identically (e.g. ``zero_init_auto`` and ``zero_init_never`` on an
+    all-ReLU net) share one run, and ``--resume`` finds it in an earlier run's JSON."""
+    phases = phases if isinstance(phases, tuple) else (phases,)
+    resolved = [updated(f, zero_init_residual=zero_init_for(spec, f), precision=resolved_precision(f, device))
+                for f in phases]
+    return json.dumps([job.arch, [f.model_dump(mode="json") for f in resolved]], sort_keys=True)
+
+
+def distinct(work: list[tuple[Job, ArchSpec, Phases]], device: str) -> tuple[list, dict[Job, list[Job]]]:
+    """``work`` without runs that repeat an earlier one (same :func:`run_key`), and for each kept job the jobs
+    whose result is its result (itself first)."""
+    first: dict[str, Job] = {}
+    sharers: dict[Job, list[Job]] = {}
+    kept = []
+    for job, spec, phases in work:
+        key = run_key(job, spec, phases, device)
+        if key in first:
+            sharers[first[key]].append(job)
+        else:
+            first[key], sharers[job] = job, [job]
+            kept.append((job, spec, phases))
+    return kept, sharers
+
+
 def run_jobs(work: list[tuple[Job, ArchSpec, Phases]], init_args: tuple, workers: int, deadline: float,
-             on_result: Callable[[Job, dict], None]) -> int:
+             on_result: Callable[[Job, dict], None]) -> None:
     """Run ``work`` in order (``workers`` > 1: that many spawned processes, FIFO), calling ``on_result`` as
-    jobs finish; at ``deadline`` (time.perf_counter) nothing new starts and running workers are ended.
-    Returns how many jobs did not finish."""
+    jobs finish; at ``deadline`` (time.perf_counter) nothing new starts and running workers are ended."""
     if workers <= 1:
         _init_worker(*init_args)
-        done = 0
         for job, spec, fid in work:
             if time.perf_counter() > deadline:
                 break
             on_result(job, _train(spec, fid))
-            done += 1
-        return len(work) - done
+        return
     pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=init_args)
     pending = [(job, pool.apply_async(_train, (spec, fid))) for job, spec, fid in work]
     try:
@@ -296,7 +361,6 @@ def run_jobs(work: list[tuple[Job, ArchSpec, Phases]], init_args: tuple, workers
     finally:
         pool.terminate()
         pool.join()
-    return len(pending)
 
 
 def plan(specs: dict[str, ArchSpec], proxy: Fidelity, reference: Fidelity, variants: Sequence[str], seeds: int,
@@ -438,9 +502,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dataset", default="digits")
     p.add_argument("--data-root", default=None, help="dataset folder (default: the loader's own places)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--quick", action="store_true", help="16², widths ÷4, 10 architectures, tiny levels")
-    p.add_argument("--variants", nargs="+", default=None, help=f"proxy variants (default: all): {', '.join(VARIANTS)}")
-    p.add_argument("--archs", nargs="+", default=None, help=f"architectures (default: all): {', '.join(ARCHS)}")
+    p.add_argument("--scale", choices=SCALES, default="full", help="sizes, architectures and variants (SCALES)")
+    p.add_argument("--quick", action="store_const", dest="scale", const="quick", help="--scale quick")
+    p.add_argument("--variants", nargs="+", default=None, help=f"proxy variants (default: the scale's): "
+                   f"{', '.join(VARIANTS)}")
+    p.add_argument("--archs", nargs="+", default=None, help=f"architectures (default: the scale's): {', '.join(ARCHS)}")
     p.add_argument("--seeds", type=int, default=2, help="proxy seeds per variant")
     p.add_argument("--reference-seeds", type=int, default=1)
     p.add_argument("--proxy", nargs="*", default=[], metavar="KEY=VALUE", help="proxy Fidelity fields to override")
@@ -450,7 +516,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch threads per worker")
     p.add_argument("--eval-batch", type=int, default=None, help="evaluation batch size (default: Fidelity's)")
     p.add_argument("--time-limit", type=float, default=math.inf, help="seconds; then report what finished")
+    p.add_argument("--val-subset", type=int, default=None, help="validation images kept (default: the scale's)")
     p.add_argument("--out", default=None, help="write the results as JSON here")
+    p.add_argument("--resume", default=None, help="an earlier --out JSON of the same dataset and scale: its runs "
+                   "are reused where they train the same thing")
     args = p.parse_args(argv)
     for name, known in (("variants", VARIANTS), ("archs", ARCHS)):
         bad = [x for x in getattr(args, name) or () if x not in known]
@@ -459,64 +528,92 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+RESUME_MATCH = ("dataset", "resolution", "divisor", "n_train", "n_val", "device")  # header fields a resume keeps
+
+
+def previous_runs(path: str, header: dict) -> dict[str, dict]:
+    """Results by :func:`run_key` from the ``--out`` JSON at ``path``, which must match ``header`` on
+    ``RESUME_MATCH``."""
+    with open(path) as fh:
+        old = json.load(fh)
+    for k in RESUME_MATCH:
+        if old.get(k) != header[k]:
+            raise SystemExit(f"--resume {path}: {k} is {old.get(k)!r} there, {header[k]!r} here")
+    return {d["key"]: d["result"] for d in old.get("done", [])}
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     start = time.perf_counter()
-    preset = PRESETS.get(args.dataset, DEFAULT_PRESET)
-    quick = QUICK if args.quick else {"resolution": 32, "divisor": 1, "proxy": {}, "reference": {}}
-    resolution = args.resolution or quick["resolution"]
-    names = args.archs or list(ARCHS)[:QUICK_ARCHS if args.quick else None]
-    variants = args.variants or (["default"] if args.quick else list(VARIANTS))
+    preset, scale = PRESETS.get(args.dataset, DEFAULT_PRESET), SCALES[args.scale]
+    resolution = args.resolution or scale["resolution"]
+    val_subset = scale["val_subset"] if args.val_subset is None else args.val_subset
+    names = args.archs or list(scale["archs"])
+    variants = args.variants or list(scale["variants"])
     if "default" not in variants:
         variants = ["default", *variants]
     eval_batch = {} if args.eval_batch is None else {"eval_batch_size": args.eval_batch}
-    proxy = Fidelity(**{**preset["proxy"], **quick["proxy"], **eval_batch, **_fidelity_overrides(args.proxy)})
-    reference = Fidelity(**{**preset["reference"], **quick["reference"], **eval_batch,
+    proxy = Fidelity(**{**preset["proxy"], **scale["proxy"], **eval_batch, **_fidelity_overrides(args.proxy)})
+    reference = Fidelity(**{**preset["reference"], **scale["reference"], **eval_batch,
                             **_fidelity_overrides(args.reference)})
     data_kwargs = {"name": args.dataset, "root": args.data_root, "resolution": resolution,
                    "val_fraction": preset["val_fraction"]}
     data = load_dataset(**data_kwargs)
-    n_train, n_val = len(data.train), len(data.val)
+    n_train, n_val = len(data.train), min(len(data.val), val_subset or len(data.val))
     del data
     ratio = training_images(reference, n_train) / training_images(proxy, n_train)
-    specs = architectures(names, resolution, quick["divisor"])
+    specs = architectures(names, resolution, scale["divisor"])
     work = plan(specs, proxy, reference, variants, args.seeds, args.reference_seeds, n_train)
+    runs, sharers = distinct(work, args.device)
+    keys = {job: run_key(job, spec, phases, args.device) for job, spec, phases in runs}
     log = sys.stderr
     print(f"{args.dataset}: {n_train} train / {n_val} val images at {resolution}², {len(specs)} architectures, "
-          f"{len(work)} runs on {args.device} ({args.workers} worker(s)); reference/proxy training images = "
-          f"{ratio:.1f}×{'' if ratio >= MIN_RATIO else f' (below {MIN_RATIO}×!)'}", file=log)
+          f"{len(work)} jobs in {len(runs)} distinct runs on {args.device} ({args.workers} worker(s)); "
+          f"reference/proxy training images = {ratio:.1f}×{'' if ratio >= MIN_RATIO else f' (below {MIN_RATIO}×!)'}",
+          file=log)
     results: dict[Job, dict] = {}
-    header = {"dataset": args.dataset, "resolution": resolution, "n_train": n_train, "n_val": n_val,
-              "device": args.device, "workers": args.workers, "torch": torch.__version__, "proxy": proxy.model_dump(),
-              "reference_fidelity": reference.model_dump(), "image_ratio": ratio, "seeds": args.seeds,
-              "reference_seeds": args.reference_seeds, "quick": args.quick, "runs": len(work)}
+    done: list[dict] = []
+    header = {"dataset": args.dataset, "scale": args.scale, "resolution": resolution, "divisor": scale["divisor"],
+              "n_train": n_train, "n_val": n_val, "device": args.device, "workers": args.workers,
+              "torch": torch.__version__, "proxy": proxy.model_dump(), "reference_fidelity": reference.model_dump(),
+              "image_ratio": ratio, "seeds": args.seeds, "reference_seeds": args.reference_seeds,
+              "quick": args.scale == "quick", "runs": len(work), "distinct_runs": len(runs)}
 
-    def report(unfinished: int) -> dict:
-        out = {**header, "wall_seconds": time.perf_counter() - start, "unfinished": unfinished,
-               **summarize(results, specs, variants, args.seeds, args.reference_seeds)}
+    def report() -> dict:
+        out = {**header, "wall_seconds": time.perf_counter() - start, "unfinished": len(work) - len(results),
+               **summarize(results, specs, variants, args.seeds, args.reference_seeds), "done": done}
         if args.out:
             with open(args.out, "w") as fh:
                 json.dump(out, fh, indent=1)
         return out
 
-    def on_result(job: Job, r: dict) -> None:
-        results[job] = r
+    def on_result(job: Job, r: dict, how: str = "") -> None:
+        results.update((j, r) for j in sharers[job])
+        done.append({"key": keys[job], "result": r})
+        shared = "" if len(sharers[job]) == 1 else f" (= {', '.join(j.level for j in sharers[job][1:])})"
         note = "" if r["status"] == "ok" else f"  {r['status']}: {r['reason']}"
         print(f"[{time.perf_counter() - start:7.1f} s] {job.arch:18s} {job.level:15s} seed {job.seed}: "
-              f"{_pct(r['accuracy'])}% in {r['seconds']:.1f} s{note}", file=log, flush=True)
-        report(len(work) - len(results))  # partial JSON: survives an outer timeout
+              f"{_pct(r['accuracy'])}% in {r['seconds']:.1f} s{how}{shared}{note}", file=log, flush=True)
+        report()  # partial JSON: survives an outer timeout
 
-    unfinished = run_jobs(work, (data_kwargs, args.device, args.threads), args.workers,
-                          start + args.time_limit, on_result)
-    out = report(unfinished)
+    previous = previous_runs(args.resume, header) if args.resume else {}
+    for job, _, _ in runs:
+        if keys[job] in previous:
+            on_result(job, previous[keys[job]], " (resumed)")
+    todo = [w for w in runs if w[0] not in results]
+    run_jobs(todo, (data_kwargs, args.device, args.threads, val_subset), args.workers, start + args.time_limit,
+             on_result)
+    out = report()
+    unfinished = out["unfinished"]
     print(f"\n{args.dataset} at {resolution}², {n_train} train / {n_val} val; proxy: {proxy.epochs} epochs × "
           f"{proxy.train_subset or n_train} images, batch {proxy.batch_size}, lr {proxy.lr:g}; reference: "
           f"{reference.epochs} × {reference.train_subset or n_train}, batch {reference.batch_size} ({ratio:.1f}× "
           f"the proxy's images); {args.seeds} proxy seed(s); {args.device}, {args.workers} worker(s)")
     print_tables(out, variants)
-    print(f"wall {out['wall_seconds']:.1f} s; {unfinished} of {len(work)} runs unfinished"
+    print(f"wall {out['wall_seconds']:.1f} s; {unfinished} of {len(work)} jobs unfinished"
           f"{' (time limit)' if unfinished else ''}", flush=True)
     return out
+
 
 if __name__ == "__main__":
     main()

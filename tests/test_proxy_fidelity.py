@@ -13,7 +13,7 @@ from scipy import stats
 
 from pisearch.cost import count
 from pisearch.spec import net
-from pisearch.train import Fidelity
+from pisearch.train import Fidelity, has_non_relu_site
 
 PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "proxy_fidelity.py"
 spec = importlib.util.spec_from_file_location("proxy_fidelity", PATH)
@@ -80,6 +80,39 @@ def test_variants_change_one_setting():
     more_data = pf.VARIANTS["more_data"](wide, base, 5000)
     assert (more_data.epochs, more_data.train_subset, more_data.warmup_epochs) == (1, 3000, pytest.approx(0.2))
     assert pf.training_images(base, 1000) == 5 * 576                               # 9 whole batches of 64
+    poly = pf.ARCHS["m16_poly_s2"](32, 1)
+    assert [pf.VARIANTS[v](wide, base, 1000).zero_init_residual
+            for v in ("zero_init_always", "zero_init_never", "zero_init_auto")] == [True, False, "auto"]
+    assert pf.VARIANTS["no_clip_relu"](wide, base, 1000).grad_clip is None
+    assert pf.VARIANTS["no_clip_relu"](poly, base, 1000).grad_clip == base.grad_clip  # poly nets keep clipping
+    assert pf.VARIANTS["precision_auto"](wide, base, 1000).precision == "auto"
+
+
+def test_variants_that_train_the_same_share_one_run():
+    specs = pf.architectures(["rn18_m8", "m16_poly_s2"], resolution=16, divisor=4)
+    variants = ["default", "zero_init_never", "zero_init_auto", "precision_auto"]
+    work = pf.plan(specs, Fidelity(epochs=1), Fidelity(epochs=2), variants, seeds=1, reference_seeds=1, n_train=500)
+    runs, sharers = pf.distinct(work, "cpu")
+    by_job = {(j.arch, j.level): [(s.arch, s.level) for s in sharers[j]] for j, _, _ in runs}
+    # on this CPU precision auto is fp32 (the default); auto zero-init is "never" for an all-ReLU net, else "always"
+    assert by_job[("rn18_m8", "default")] == [("rn18_m8", "default"), ("rn18_m8", "precision_auto")]
+    assert by_job[("rn18_m8", "zero_init_never")] == [("rn18_m8", "zero_init_never"), ("rn18_m8", "zero_init_auto")]
+    assert by_job[("m16_poly_s2", "default")] == [("m16_poly_s2", "default"), ("m16_poly_s2", "zero_init_auto"),
+                                                  ("m16_poly_s2", "precision_auto")]
+    assert len(runs) == 2 * 3 and sum(len(v) for v in sharers.values()) == len(work) == 2 * 5
+
+
+def test_cpu_full_scale_spans_narrow_to_hybrenet_with_a_5x_reference():
+    scale = pf.SCALES["cpu-full"]
+    specs = pf.architectures(scale["archs"], scale["resolution"], scale["divisor"])
+    assert len(specs) >= 8 and {"rn18_m8", "hybrenet_16_553"} <= set(specs)
+    assert sum(has_non_relu_site(s) for s in specs.values()) >= 2                  # "auto" differs from "never"
+    assert count(specs["hybrenet_16_553"]).macs > 1e9 and all(s.resolution == 32 for s in specs.values())
+    preset = pf.PRESETS["fashion_mnist"]
+    proxy, reference = (Fidelity(**{**preset[k], **scale[k]}) for k in ("proxy", "reference"))
+    ratio = pf.training_images(reference, 54_000) / pf.training_images(proxy, 54_000)
+    assert ratio >= pf.MIN_RATIO == 5
+    assert set(scale["variants"]) <= set(pf.VARIANTS)
 
 
 def test_plan_orders_references_first_and_skips_inapplicable_variants():
@@ -113,10 +146,29 @@ def test_quick_mode_end_to_end_on_synthetic(tmp_path):
     assert result["variants"] == saved["variants"]
 
 
+def test_resume_reuses_the_runs_of_an_earlier_json(tmp_path, monkeypatch):
+    out = tmp_path / "r.json"
+    args = lambda val: ["--dataset", "synthetic", "--quick", "--threads", "1", "--archs", "rn10_m16",  # noqa: E731
+                        "--val-subset", str(val), "--proxy", "epochs=1", "train_subset=128", "--reference",
+                        "epochs=1", "train_subset=256"]
+    first = pf.main([*args(50), "--out", str(out)])
+    assert first["n_val"] == 50 and len(first["done"]) == 3
+    trained = []
+    monkeypatch.setattr(pf, "_train", lambda spec, phases: trained.append(phases) or
+                        {"accuracy": 0.5, "seconds": 1.0, "status": "ok", "reason": None, "retried": False})
+    again = pf.main([*args(50), "--variants", "zero_init_auto", "--resume", str(out)])
+    assert [f.zero_init_residual for f in trained] == ["auto", "auto"]   # new runs (auto = never here): trained
+    assert again["rows"][0]["proxy"]["default"] == first["rows"][0]["proxy"]["default"]       # resumed
+    assert again["rows"][0]["reference"] == first["rows"][0]["reference"]
+    assert again["rows"][0]["proxy"]["zero_init_auto"]["seeds"] == [0.5, 0.5]
+    with pytest.raises(SystemExit, match="n_val is 50 there, 60 here"):
+        pf.main([*args(60), "--resume", str(out)])
+
+
 def test_time_limit_reports_what_finished(tmp_path, capsys):
     result = pf.main(["--dataset", "synthetic", "--quick", "--archs", "rn10_m16", "--time-limit", "0"])
     assert result["unfinished"] == result["runs"] == 3 and result["variants"] == {}
-    assert "3 of 3 runs unfinished (time limit)" in capsys.readouterr().out
+    assert "3 of 3 jobs unfinished (time limit)" in capsys.readouterr().out
 
 
 def test_level1_variants_retrain_or_continue_the_proxy():

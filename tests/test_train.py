@@ -7,7 +7,10 @@ from torch import nn
 
 from pisearch.data import ImageData, load_dataset
 from pisearch.spec import resnet
-from pisearch.train import Fidelity, evaluate, lr_at, recalibrate_bn, seeded_build, train_proxy
+from pisearch.spec import Act, Mask
+from pisearch.train import (Fidelity, bf16_supported, evaluate, has_non_relu_site, lr_at, recalibrate_bn,
+                            resolved_precision, seeded_build, train_proxy, zero_init_for)
+from pisearch.train import proxy as proxy_module
 from pisearch.train.batches import NORM_MEAN, NORM_STD, DeviceImages
 
 FAST = {"epochs": 3, "batch_size": 32, "lr": 0.2, "eval_batch_size": 256, "threads": 1}
@@ -32,6 +35,18 @@ def test_fidelity_rejects_unknown_keys_and_bad_values():
     with pytest.raises(pydantic.ValidationError):
         Fidelity(optimizer="lamb")
     assert Fidelity(momentum=0.0, nesterov=False).momentum == 0.0
+
+
+def test_fidelity_auto_settings_and_their_one_line_errors():
+    assert Fidelity(zero_init_residual="auto").zero_init_residual == "auto"
+    assert Fidelity(zero_init_residual=False).zero_init_residual is False      # stored study configs: booleans
+    assert Fidelity(precision="auto").precision == "auto"
+    with pytest.raises(pydantic.ValidationError, match="expected true, false or 'auto', got 'sometimes'"):
+        Fidelity(zero_init_residual="sometimes")
+    with pytest.raises(pydantic.ValidationError, match="expected true, false or 'auto', got 1"):
+        Fidelity(zero_init_residual=1)
+    with pytest.raises(pydantic.ValidationError, match="precision"):
+        Fidelity(precision="fp16")
 
 
 def test_lr_schedule_warms_up_then_decays():
@@ -79,6 +94,45 @@ def test_seeded_build_is_reproducible_and_leaves_global_rng_alone():
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     c = seeded_build(tiny_spec(), Fidelity(seed=4))
     assert not torch.equal(a.stem.conv.weight, c.stem.conv.weight)
+
+
+def test_zero_init_auto_only_for_networks_with_a_non_relu_site():
+    relu = tiny_spec()
+    poly = tiny_spec({"layer2.0.act2": "poly"})
+    identity = tiny_spec({"stem.act": "identity"})
+    masked = [relu.with_acts({"layer1.0.act1": Act(mask=Mask.from_array(torch.arange(4) < k))}) for k in (4, 3)]
+    assert [has_non_relu_site(s) for s in (relu, poly, identity, *masked)] == [False, True, True, False, True]
+    auto = Fidelity(zero_init_residual="auto")
+    for spec, zeroed in ((relu, False), (poly, True), (identity, True)):
+        model = seeded_build(spec, auto)
+        last_bns = [b.last_bn().weight for b in model.blocks()]
+        assert all(bool((w == 0).all()) == zeroed for w in last_bns), spec.summary()
+        assert zero_init_for(spec, auto) is zeroed
+        assert zero_init_for(spec, Fidelity(zero_init_residual=True)) is True
+        assert zero_init_for(spec, Fidelity(zero_init_residual=False)) is False
+
+
+def test_precision_auto_is_bf16_only_with_bf16_units(monkeypatch):
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "NO AVX", "DEFAULT"):   # no AVX512 at all: no BF16
+        assert not bf16_supported("cpu")
+        assert resolved_precision(Fidelity(precision="auto"), "cpu") == "fp32"
+    for avx512_bf16, amx, expected in ((False, False, "fp32"), (True, False, "bf16"), (False, True, "bf16")):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert resolved_precision(Fidelity(precision="auto"), torch.device("cpu")) == expected
+        assert resolved_precision(Fidelity(precision="fp32"), "cpu") == "fp32"     # explicit settings stay
+        assert resolved_precision(Fidelity(precision="bf16"), "cpu") == "bf16"
+
+
+@pytest.mark.parametrize("supported, dtype", [(False, torch.float32), (True, torch.bfloat16)])
+def test_precision_auto_trains_in_what_it_resolves_to(synthetic, monkeypatch, supported, dtype):
+    monkeypatch.setattr(proxy_module, "bf16_supported", lambda device: supported)
+    f = Fidelity(**{**FAST, "epochs": 1}, train_subset=64, precision="auto")
+    model = seeded_build(tiny_spec(), f)
+    seen = set()
+    model.fc.register_forward_hook(lambda m, inp, out: seen.add(out.dtype) if m.training else None)
+    assert train_proxy(model, synthetic.train, synthetic.val, f).status == "ok"
+    assert seen == {dtype}
 
 
 @pytest.mark.parametrize("acts, precision", [(None, "fp32"), ({"layer1.0.act1": "poly", "layer2.0.act2": "poly"},

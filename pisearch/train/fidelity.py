@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pisearch.config import ConfigModel
 
@@ -39,17 +39,27 @@ class Fidelity(ConfigModel):
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     augment: bool = Field(False, description="random crop with zero padding of side/8 (4 px at 32²) + horizontal "
                          "flip, batched")
-    zero_init_residual: bool = Field(True, description="zero the last BN scale of each residual "
-                                       "branch (applied by seeded_build)")
+    zero_init_residual: bool | Literal["auto"] = Field(True, description="zero the last BN scale of each "
+                                                       "residual branch (applied by seeded_build); auto: only in "
+                                                       "networks with a poly, identity or masked site")
     grad_clip: float | None = Field(1.0, gt=0, description="clip the global gradient norm to this; None: off "
                                     "(keeps all-poly networks from diverging)")
     bn_recalibrate: bool = Field(True, description="re-estimate BN statistics on train images before each "
                                  "validation")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast forward passes to bfloat16 "
-                                               "(≈2× faster on CPUs with AMX/AVX512-BF16 and on GPUs)")
+    precision: Literal["fp32", "bf16", "auto"] = Field("fp32", description="bf16: autocast forward passes to "
+                                                       "bfloat16 (≈2× faster on CPUs with AMX/AVX512-BF16 and on "
+                                                       "GPUs, emulated and slow elsewhere); auto: bf16 where the "
+                                                       "device has bf16 units, else fp32")
     seed: int = Field(0, description="model init (seeded_build), subset, shuffling and augmentation")
     threads: int | None = Field(None, ge=1, description="torch CPU threads during training; None: unchanged")
     eval_batch_size: int = Field(512, ge=1)
+
+    @field_validator("zero_init_residual", mode="before")
+    @classmethod
+    def _bool_or_auto(cls, value: object) -> object:
+        if isinstance(value, bool) or value == "auto":
+            return value
+        raise ValueError(f"expected true, false or 'auto', got {value!r}")
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> Fidelity:

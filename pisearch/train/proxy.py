@@ -51,12 +51,44 @@ class _Attempt:
     diverged: str | None = None
 
 
+def has_non_relu_site(spec: ArchSpec) -> bool:
+    """Whether some site of ``spec`` computes a poly or identity anywhere (its kind, or a mask's off positions)."""
+    return any(act.kind != "relu" or (act.mask is not None and act.mask.kept < math.prod(act.mask.shape))
+               for _, act in spec.acts)
+
+
+def zero_init_for(spec: ArchSpec, fidelity: Fidelity) -> bool:
+    """``fidelity.zero_init_residual`` for ``spec``, with ``auto`` resolved: zero-init only networks with a
+    non-ReLU site (they need it to train stably; all-ReLU networks then train every block from the first step)."""
+    setting = fidelity.zero_init_residual
+    return has_non_relu_site(spec) if setting == "auto" else setting
+
+
 def seeded_build(spec: ArchSpec, fidelity: Fidelity) -> nn.Module:
-    """``build(spec)`` with weights drawn from ``fidelity.seed`` and, if the fidelity says so, zero-initialised
-    residual BNs (the caller's global RNG is left untouched). Use it to get reproducible proxy accuracies."""
+    """``build(spec)`` with weights drawn from ``fidelity.seed`` and, if :func:`zero_init_for` says so,
+    zero-initialised residual BNs (the caller's global RNG is left untouched). Use it to get reproducible proxy
+    accuracies."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(fidelity.seed)
-        return build(spec, zero_init_residual=fidelity.zero_init_residual)
+        return build(spec, zero_init_residual=zero_init_for(spec, fidelity))
+
+
+def bf16_supported(device: torch.device | str) -> bool:
+    """Whether ``device`` has bfloat16 arithmetic units: a CUDA GPU that says so, or a CPU with AVX512-BF16 or
+    AMX tiles (elsewhere bf16 autocast is emulated and slower than fp32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
+
+
+def resolved_precision(fidelity: Fidelity, device: torch.device | str) -> Literal["fp32", "bf16"]:
+    """``fidelity.precision`` on ``device``, with ``auto`` resolved by :func:`bf16_supported`."""
+    if fidelity.precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    return fidelity.precision
 
 
 @contextmanager
@@ -80,8 +112,8 @@ def lr_at(step: int, total: int, warmup: int, fidelity: Fidelity, lr: float) -> 
     return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def _autocast(device: torch.device, fidelity: Fidelity):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=fidelity.precision == "bf16")
+def _autocast(device: torch.device, precision: Literal["fp32", "bf16"]):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def _optimizer(model: nn.Module, fidelity: Fidelity, lr: float) -> torch.optim.Optimizer:
@@ -137,6 +169,7 @@ def _fit(model: nn.Module, train: DeviceImages, val: DeviceImages, fidelity: Fid
     per_epoch = len(train) // batch
     total, warmup = fidelity.epochs * per_epoch, round(fidelity.warmup_epochs * per_epoch)
     opt = _optimizer(model, fidelity, lr)
+    precision = resolved_precision(fidelity, train.device)
     params = [p for group in opt.param_groups for p in group["params"]]
     out = _Attempt()
     for epoch in range(1, fidelity.epochs + 1):
@@ -149,7 +182,7 @@ def _fit(model: nn.Module, train: DeviceImages, val: DeviceImages, fidelity: Fid
                 group["lr"] = lr_at(step, total, warmup, fidelity, lr)
             index = order[k * batch:(k + 1) * batch]
             x = train.batch(index, g if fidelity.augment else None)
-            with _autocast(train.device, fidelity):
+            with _autocast(train.device, precision):
                 loss = F.cross_entropy(model(x), train.y[index], label_smoothing=fidelity.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -162,7 +195,7 @@ def _fit(model: nn.Module, train: DeviceImages, val: DeviceImages, fidelity: Fid
             opt.step()
             out.images += batch
         out.step_seconds += time.perf_counter() - t0
-        with _autocast(train.device, fidelity):
+        with _autocast(train.device, precision):
             if fidelity.bn_recalibrate:
                 recalibrate_bn(model, train, fidelity.eval_batch_size)
             acc, finite = _accuracy(model, val, fidelity.eval_batch_size)
