@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import optuna
 import pandas as pd
 import sqlalchemy.exc
+from sqlalchemy import event
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
@@ -29,6 +30,28 @@ SQLITE_BUSY_TIMEOUT_S = 60
 # incompatible schema version (RuntimeError), a malformed URL (ValueError), an unreadable file (OSError).
 READ_ERRORS = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, RuntimeError, ValueError,
                OSError)
+
+
+def _immediate(storage: RDBStorage) -> RDBStorage:
+    """Make every transaction of a SQLite storage take the write lock when it begins (BEGIN IMMEDIATE).
+
+    Python's sqlite3 runs a transaction's SELECTs before its BEGIN, so Optuna's check-then-set of a waiting
+    trial's state (SELECT … FOR UPDATE, which SQLite ignores) let two processes pop the same enqueued trial: both
+    read WAITING, both wrote RUNNING, both trained it, and the second ``tell`` failed ("Cannot tell a COMPLETE
+    trial", seen with ``--jobs 2``; tests/test_store_pop.py). Taking the lock at BEGIN serializes each
+    read-then-write, at the price of also serializing reads (writers already waited for each other)."""
+    engine = storage.engine
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # sqlite3 issues no BEGIN of its own; SQLAlchemy's "begin" does
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections pooled while the tables were created do not carry the listeners
+    return storage
 
 
 def _first_line(err: BaseException) -> str:
@@ -76,7 +99,7 @@ class Store:
                 return cls(location, JournalStorage(JournalFileBackend(str(location.path))))
             if location.kind == "sqlite":
                 busy = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
-                return cls(location, RDBStorage(url, engine_kwargs=busy))
+                return cls(location, _immediate(RDBStorage(url, engine_kwargs=busy)))
             return cls(location, RDBStorage(url, engine_kwargs={"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}},
                                             heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s,
                                             heartbeat_stale_trial_callback=retry))
