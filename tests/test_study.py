@@ -225,3 +225,31 @@ def test_linearize_stage_records_method_points_on_the_front(tmp_path):
         assert 0 <= row["accuracy"] <= 1
     again = run(tmp_path, path).trials  # resume: nothing is linearized twice
     assert len(again) == len(trials)
+    # fair fronts: linearized trials trained beyond their level are their own series, with their training
+    front = pd.read_csv(tmp_path / "run" / "pareto.csv")
+    assert not front["source"].isin(["naive", "snl"]).any()
+    table = pd.read_csv(tmp_path / "run" / "linearized.csv")
+    assert sorted(table["source"]) == ["naive", "snl"]
+    assert (table["training_ratio"] > 0).all() and table["parent_accuracy"].notna().all()
+
+
+def test_a_linearized_trial_never_dominates_the_proxy_front():
+    """A linearized trial trained beyond its level (here 10× its parent) that dominates proxy-trained points is
+    kept off the front, the export pick and the comparison, and reported beside them with its training."""
+    from pisearch.report import linearized_table
+    from pisearch.study import front_of
+    from pisearch.study.select import pick_trial
+
+    rows = pd.DataFrame({
+        "number": [0, 1, 2, 3], "state": ["COMPLETE"] * 4, "feasible": [True] * 4, "level": [0] * 4,
+        "source": ["search", "search", "rule", "snl"], "parent": [np.nan, np.nan, np.nan, 1],
+        "accuracy": [0.80, 0.85, 0.82, 0.95], "relus": [1000, 4000, 3000, 500], "train_seconds": [10, 12, 11, 120],
+        "spec": ['{"a": 0}', '{"a": 1}', '{"a": 2}', '{"a": 3}'], "spec_hash": ["a", "b", "c", "d"],
+        "budget": [np.nan, np.nan, 3000, 500],
+    })
+    front = front_of(rows, ["accuracy", "relus"])
+    assert sorted(front["number"]) == [0, 1, 2]  # the snl trial (0.95 at 500 ReLUs) would dominate all three
+    assert int(pick_trial(rows, budget=5000)["number"]) == 1
+    assert int(pick_trial(rows, trial=3)["number"]) == 3  # still exportable by number
+    table = linearized_table(rows)
+    assert table[["number", "parent", "parent_train_seconds", "training_ratio"]].values.tolist() == [[3, 1, 12, 10]]

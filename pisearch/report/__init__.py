@@ -6,9 +6,11 @@ from pisearch.report.compare import (
 )
 from pisearch.report.dashboard import dashboard_html
 from pisearch.report.export import load_export, write_export
+from pisearch.report.linearized import PROXY_TRAINED, linearized_table, proxy_trained
 from pisearch.report.pareto import hypervolume_2d, pareto_front, pareto_mask, shared_hypervolume
 from pisearch.report.verdict import paired
 
-__all__ = ["SEARCHED", "bin_table", "compare_table", "dashboard_html", "highest_level", "hypervolume_2d", "hypervolume_vs_rule",
-           "load_export", "measured", "paired", "pareto_front", "pareto_mask", "seed_contenders",
-           "shared_hypervolume", "trials_table", "write_export"]
+__all__ = ["PROXY_TRAINED", "SEARCHED", "bin_table", "compare_table", "dashboard_html", "highest_level",
+           "hypervolume_2d", "hypervolume_vs_rule", "linearized_table", "load_export", "measured", "paired",
+           "pareto_front", "pareto_mask", "proxy_trained", "seed_contenders", "shared_hypervolume", "trials_table",
+           "write_export"]

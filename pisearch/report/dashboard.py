@@ -23,9 +23,11 @@ from pisearch.report.compare import (
     FRONT_OBJECTIVES, HV_AXES, SEARCHED, accuracy_by_width, bin_table, compare_table, highest_level,
     hypervolume_vs_rule, log_relus, measured, stage_relu_share, trials_table,
 )
+from pisearch.report.linearized import PROXY_TRAINED, linearized_table
 from pisearch.report.pareto import hypervolume_2d, pareto_front, pareto_mask
 
-# Marker per trial source; any other source (a linearization method, …) gets OTHER.
+# Marker per trial source; any other source (a linearization method, …) gets OTHER and is drawn as its own series
+# with its training, never on the front (pisearch.report.linearized).
 SOURCE_STYLE = {
     "search": {"symbol": "circle", "color": "#7f9cc9", "size": 8},
     "seed": {"symbol": "circle-open", "color": "#3d5a80", "size": 9},
@@ -76,12 +78,16 @@ def pareto_figure(trials: pd.DataFrame, compare: pd.DataFrame | None = None) -> 
     with ``compare`` rows that carry seed statistics, each rule point and its searched contender as mean ± sd over
     the seeds (traces ``… over seeds``)."""
     pool = candidates(trials)
+    ratios = linearized_table(trials).groupby("source")["training_ratio"].median()
     fig = go.Figure()
     for source, group in pool.groupby("source", sort=False):
         style = SOURCE_STYLE.get(source, OTHER_STYLE)
         labelled = source not in SEARCHED
+        name = f"{source} ({len(group)})"
+        if source not in PROXY_TRAINED:  # its own series: trained beyond its parent's proxy training
+            name = f"{source} ({len(group)}, linearized: {ratios.get(source, float('nan')):.1f}× its parent's training)"
         fig.add_trace(go.Scatter(
-            x=_log_x(group["relus"]), y=group["accuracy"], name=f"{source} ({len(group)})",
+            x=_log_x(group["relus"]), y=group["accuracy"], name=name,
             mode="markers+text" if labelled else "markers", text=group["label"] if labelled else None,
             textposition=[("top center", "bottom center")[i % 2] for i in range(len(group))],  # labels don't clash
             customdata=_customdata(group), hovertemplate=HOVER,

@@ -186,6 +186,8 @@ def _accuracy_text(record: dict) -> str:
     text += "."
     if record.get("fidelity"):
         text += f" Training (proxy fidelity): `{json.dumps(record['fidelity'], sort_keys=True)}`."
+    if record.get("series"):
+        text += f" Series: {record['series']}."
     return text
 
 

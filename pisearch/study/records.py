@@ -10,7 +10,10 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from pisearch.report import compare_table, highest_level, hypervolume_vs_rule, measured, pareto_front, trials_table
+from pisearch.report import (
+    compare_table, highest_level, hypervolume_vs_rule, linearized_table, measured, pareto_front, proxy_trained,
+    trials_table,
+)
 from pisearch.study.config import OBJECTIVES
 from pisearch.study.store import Store
 
@@ -25,12 +28,17 @@ def state_summary(df: pd.DataFrame) -> str:
 
 
 def front_of(df: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
-    """Non-dominated measured candidates (all sources) for ``objectives``, each at its highest fidelity level."""
-    return pareto_front(highest_level(measured(trials_table(df))), {o: OBJECTIVES[o] for o in objectives})
+    """Non-dominated measured candidates for ``objectives``, each at its highest fidelity level: proxy-trained
+    ones only (searched, seeds, rule points, named nets); linearized trials had more training than their level
+    and are reported as their own series (``linearized.csv``)."""
+    pool = proxy_trained(highest_level(measured(trials_table(df))))
+    return pareto_front(pool, {o: OBJECTIVES[o] for o in objectives})
 
 
 def write_reports(store: Store, study: optuna.Study, out_dir: str | Path, objectives: list[str]) -> pd.DataFrame:
-    """Write ``trials.csv`` (one row per trial and fidelity level), ``pareto.csv`` and, when the study has
+    """Write ``trials.csv`` (one row per trial and fidelity level), ``pareto.csv`` (the proxy-trained front),
+    ``linearized.csv`` (linearized trials with their training beside their parent's) when there are any, and, when
+    the study has
     DeepReShape rule points, ``compare.csv``, ``hypervolume.json`` and (with ``compare: seeds``) ``seeds.csv``, one
     row per seed re-training, into ``out_dir`` (each atomically: temp file + rename); returns the trials table."""
     out_dir = Path(out_dir)
@@ -38,6 +46,9 @@ def write_reports(store: Store, study: optuna.Study, out_dir: str | Path, object
     df = store.trials(study)
     _write_csv(df, out_dir / "trials.csv")
     _write_csv(front_of(df, objectives), out_dir / "pareto.csv")
+    linearized = linearized_table(df)
+    if len(linearized):
+        _write_csv(linearized, out_dir / "linearized.csv")
     if (df["source"] == "rule").any():
         runs = store.seed_runs(study.study_name)
         if len(runs):

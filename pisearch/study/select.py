@@ -21,6 +21,7 @@ from pisearch.config import validate
 from pisearch.data import load_dataset
 from pisearch.errors import UserError
 from pisearch.models import build
+from pisearch.report import PROXY_TRAINED
 from pisearch.spec import ArchSpec
 from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights
 from pisearch.study.config import StudyConfig
@@ -57,10 +58,11 @@ def open_run(target: str, study_name: str | None = None) -> Run:
 
 
 def eligible(trials: pd.DataFrame) -> pd.DataFrame:
-    """COMPLETE, feasible, trained trials; an architecture (``spec_hash``) measured at several fidelity levels
+    """COMPLETE, feasible, proxy-trained trials of the front (linearized trials had more training than their
+    level: export them by ``--trial``); an architecture (``spec_hash``) measured at several fidelity levels
     keeps only its highest level (the first trial there)."""
     ok = trials[(trials["state"] == "COMPLETE") & (trials["feasible"] == True)  # noqa: E712
-                & trials["accuracy"].notna() & trials["spec"].notna()]
+                & trials["accuracy"].notna() & trials["spec"].notna() & trials["source"].isin(PROXY_TRAINED)]
     ok = ok.assign(level=ok["level"].fillna(0).astype(int))
     return ok.sort_values(["spec_hash", "level", "number"], ascending=[True, False, True]).drop_duplicates("spec_hash")
 
@@ -104,6 +106,14 @@ def _numbered(trials: pd.DataFrame, number: int) -> pd.Series:
     return row
 
 
+def _series(row: pd.Series) -> str:
+    """Which series the trial belongs to: the proxy front, or a linearization with its own training."""
+    if row["source"] in PROXY_TRAINED:
+        return "proxy front: trained by the proxy trainer at its level, like every point it was compared with"
+    return (f"linearized ({row['source']} of trial {int(row['parent'])}): trained {float(row['train_seconds']):.0f} s "
+            "beyond its parent's proxy training, not comparable with the proxy front")
+
+
 def trial_model(run: Run, row: pd.Series, *, retrain_epochs: int | None = None,
                 dataset: str | None = None) -> tuple[ArchSpec, nn.Module, dict]:
     """Rebuild the trial's spec with its kept weights, or retrain it with the trial's fidelity (``epochs``
@@ -130,7 +140,7 @@ def trial_model(run: Run, row: pd.Series, *, retrain_epochs: int | None = None,
         weights, level = f"retrained {fidelity.epochs} epochs", None
     metrics = {"accuracy": accuracy, "dataset": name, "level": level, "fidelity": fidelity.model_dump(mode="json"),
                "weights": weights, "study": run.study.study_name, "trial": number, "source": row["source"],
-               "trial_accuracy": float(row["accuracy"])}
+               "trial_accuracy": float(row["accuracy"]), "series": _series(row)}
     return spec, model.eval(), metrics
 
 
