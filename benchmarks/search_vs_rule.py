@@ -1,0 +1,183 @@
+"""Does the search beat DeepReShape's O(1) rule at the same ReLU budget, by more than seed noise, and at what
+compute? (issue 19). One command runs the whole experiment and prints its tables.
+
+Studies (each with ``--study-seeds`` sampler seeds, the same trial count, every one in the quickstart space's
+DeepReShape design space at ``--resolution``, ReLU window 2K–30K in 5 log-spaced bins, a compute cap near the rule's MACs):
+
+* ``seeded``  NSGA-II seeded with the rule's designs (``init: {rule: true, neighbours: 1}``) + the rule points
+  as baselines; after the search ``compare: {seeds: S}`` re-trains every rule point and the searched contenders
+  with S training seeds, so compare.csv holds mean ± sd and paired verdicts by ReLUs and by latency.
+* ``nsga2``, ``tpe``, ``random``: the same space and trial count, unseeded, no baselines (plain searches).
+
+Printed: per rule budget, the rule's accuracy mean ± sd (training seeds, pooled over study seeds), the seeded
+search's best contender at ≤ the rule's ReLUs (mean ± sd), the verdicts of every study seed by ReLUs and by
+latency, and the compute ratio (the seeded study's total training seconds / the rule points'); the best
+single-seed accuracy ≤ the rule's ReLUs of every plain search; and the shared-range hypervolume of every study's
+searched points against random's at equal trials (mean over study seeds). ReLUs: convention A (stem kept).
+
+Every study writes its run folder under ``--out`` and resumes from it, so an interrupted run continues.
+
+    python benchmarks/search_vs_rule.py --dataset fashion_mnist            # ≈ 1 h on 2 CPU cores
+    python benchmarks/search_vs_rule.py --dataset fashion_mnist --quick    # smoke run, a few minutes
+    python benchmarks/search_vs_rule.py --dataset cifar100 --device cuda --resolution 32 --trials 48 --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from pisearch.report import compare_table, measured, shared_hypervolume, trials_table
+from pisearch.study import StudyConfig, run_study
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = ROOT / "search_spaces" / "quickstart.yaml"
+BUDGETS = [3000, 5000, 10000, 16000, 24000]  # five distinct rule designs at 16² (2,560 … 23,296 ReLUs)
+VARIANTS = ("seeded", "nsga2", "tpe", "random")
+
+
+def study_config(variant: str, seed: int, args: argparse.Namespace) -> StudyConfig:
+    """The study file of one (variant, study seed) cell."""
+    seeded = variant == "seeded"
+    sampler = {"name": "nsga2" if seeded else variant}
+    if sampler["name"] == "nsga2":
+        sampler["population_size"] = args.population
+    doc = {
+        "name": f"{variant}-s{seed}", "space": str(SPACE), "seed": seed, "n_trials": args.trials, "jobs": args.jobs,
+        "dataset": {"name": args.dataset, "resolution": args.resolution, "val_fraction": args.val_fraction},
+        "fidelity": {"epochs": args.epochs, "train_subset": args.train_subset, "batch_size": 64,
+                     "threads": 1 if args.device == "cpu" else None},
+        "device": args.device, "sampler": sampler, "dashboard": False,
+        "budget": {"min_relus": 2000, "max_relus": 30000, "bins": 5, "max_macs": args.max_macs},
+        "baselines": {"deepreshape": {"budgets": BUDGETS}} if seeded else {},
+        "init": {"rule": True, "neighbours": args.neighbours} if seeded else {},
+        "compare": {"seeds": args.compare_seeds if seeded else 0},
+    }
+    return StudyConfig.model_validate(doc)
+
+
+def run_cell(variant: str, seed: int, args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None, float]:
+    """(trials table, compare table or None, wall seconds) of one study, run or resumed under ``--out``."""
+    out = Path(args.out) / args.dataset / f"{variant}-s{seed}"
+    start = time.perf_counter()
+    result = run_study(study_config(variant, seed, args), SPACE, out_dir=out, progress=not args.quiet)
+    wall = time.perf_counter() - start
+    compare = pd.read_csv(out / "compare.csv") if (out / "compare.csv").exists() else None
+    print(f"[{variant} seed {seed}] {len(result.trials)} trials in {wall:.0f} s -> {out}", flush=True)
+    return trials_table(result.trials), compare, wall
+
+
+def searched(trials: pd.DataFrame) -> pd.DataFrame:
+    """Measured searched and seeded trials at level 0 (the points a sampler produced)."""
+    m = measured(trials)
+    return m[(m["level"] == 0) & m["source"].isin(["search", "seed"])]
+
+
+def mean_sd(values: list[float]) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "–"
+    s = pd.Series(values)
+    return f"{s.mean():.4f}±{(s.std() if len(s) > 1 else 0.0):.4f}"
+
+
+def seeded_table(compares: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per budget, pooled over study seeds: rule and search accuracy (means of the training seeds), verdicts."""
+    rows = []
+    for budget, group in pd.concat(compares).groupby("budget", sort=True):
+        rows.append({
+            "budget": int(budget), "rule_relus": int(group["rule_relus"].iloc[0]),
+            "rule": mean_sd(group["rule_accuracy_mean"].tolist()),
+            "search": mean_sd(group["search_accuracy_mean"].tolist()),
+            "search_relus": " ".join(f"{r:,.0f}" for r in group["search_best_relus"]),
+            "search_latency_acc": mean_sd(group["latency_accuracy_mean"].tolist()),
+            "verdicts": ",".join(str(v) for v in group["verdict"]),
+            "verdicts_latency": ",".join(str(v) for v in group["verdict_latency"]),
+            "compute_ratio": f"{group['compute_ratio'].mean():.1f}",
+        })
+    return pd.DataFrame(rows)
+
+
+def plain_table(trials: dict[tuple[str, int], pd.DataFrame], rule: pd.DataFrame) -> pd.DataFrame:
+    """Best single-seed accuracy at ≤ each rule point's ReLUs, per variant (mean ± sd over study seeds)."""
+    rows = []
+    for _, point in rule.drop_duplicates("budget").iterrows():
+        row = {"budget": int(point["budget"]), "rule_relus": int(point["rule_relus"])}
+        for variant in VARIANTS:
+            best = [searched(t)[searched(t)["relus"] <= point["rule_relus"]]["accuracy"].max()
+                    for (v, _), t in trials.items() if v == variant]
+            row[variant] = mean_sd([float(b) for b in best])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def hypervolume_table(trials: dict[tuple[str, int], pd.DataFrame], seeds: list[int]) -> pd.DataFrame:
+    """Shared-range hypervolume of each variant's searched points / random's, per study seed and their mean."""
+    rows = []
+    for variant in VARIANTS:
+        if variant == "random" or (variant, seeds[0]) not in trials:
+            continue
+        ratios = [shared_hypervolume(searched(trials[(variant, s)]), searched(trials[("random", s)]))["ratio"]
+                  for s in seeds if ("random", s) in trials]
+        rows.append({"variant": variant, "ratios": " ".join(f"{r:.3f}" for r in ratios),
+                     "mean": sum(ratios) / len(ratios) if ratios else math.nan})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="fashion_mnist")
+    ap.add_argument("--resolution", type=int, default=16)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--trials", type=int, default=20, help="trials per study (seeded trials included)")
+    ap.add_argument("--neighbours", type=int, default=1, help="mutated neighbours per rule design (seeded)")
+    ap.add_argument("--max-macs", type=int, default=12_000_000, help="compute cap per candidate (the rule's "
+                    "designs: 11.1M MACs at 16²)")
+    ap.add_argument("--population", type=int, default=8, help="NSGA-II population")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--train-subset", type=int, default=512, help="training images per epoch")
+    ap.add_argument("--val-fraction", type=float, default=0.05, help="validation share of the train split")
+    ap.add_argument("--study-seeds", type=int, default=3)
+    ap.add_argument("--compare-seeds", type=int, default=3, help="training seeds of the verdicts")
+    ap.add_argument("--jobs", default="auto", help="worker processes per study")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "search_vs_rule"))
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 study seed, 10 trials, 1 epoch × 256")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = ap.parse_args()
+    if args.jobs != "auto":
+        args.jobs = int(args.jobs)
+    if args.quick:
+        args.study_seeds, args.trials, args.epochs, args.train_subset, args.compare_seeds = 1, 10, 1, 256, 2
+        args.out = str(Path(args.out) / "quick")
+    variants = [v for v in VARIANTS if v in args.variants.split(",")]
+    seeds = list(range(args.study_seeds))
+    start = time.perf_counter()
+    cells = {(v, s): run_cell(v, s, args) for s in seeds for v in variants}
+    trials = {key: cell[0] for key, cell in cells.items()}
+    compares = [cell[1] for (v, _), cell in cells.items() if v == "seeded" and cell[1] is not None]
+    seconds = {v: sum(pd.to_numeric(cells[(v, s)][0]["train_seconds"], errors="coerce").sum() for s in seeds)
+               for v in variants}
+    print(f"\n{args.dataset} at {args.resolution}², {args.trials} trials per study, proxy {args.epochs} epochs × "
+          f"{args.train_subset} images, {len(seeds)} study seed(s), verdicts over {args.compare_seeds} training "
+          f"seeds; ReLUs convention A; wall {time.perf_counter() - start:.0f} s")
+    print("training seconds per variant (all study seeds): "
+          + ", ".join(f"{v} {s:.0f}" for v, s in seconds.items()))
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        if compares:
+            print("\nseeded NSGA-II vs the rule (accuracy: mean over training seeds; ± over study seeds):")
+            print(seeded_table(compares).to_string(index=False))
+            rule = compare_table(trials[("seeded", seeds[0])])
+            print("\nbest single-seed accuracy at ≤ the rule's ReLUs (mean ± sd over study seeds):")
+            print(plain_table(trials, rule).to_string(index=False))
+        if "random" in variants:
+            print("\nshared-range hypervolume / random's at equal trials:")
+            print(hypervolume_table(trials, seeds).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
