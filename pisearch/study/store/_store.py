@@ -39,7 +39,8 @@ def _immediate(storage: RDBStorage) -> RDBStorage:
     trial's state (SELECT … FOR UPDATE, which SQLite ignores) let two processes pop the same enqueued trial: both
     read WAITING, both wrote RUNNING, both trained it, and the second ``tell`` failed ("Cannot tell a COMPLETE
     trial", seen with ``--jobs 2``; tests/test_store_pop.py). Taking the lock at BEGIN serializes each
-    read-then-write, at the price of also serializing reads (writers already waited for each other)."""
+    read-then-write, at the price of also serializing reads (writers already waited for each other). Not for an
+    in-memory database: one process, and disposing of its connection would drop it."""
     engine = storage.engine
 
     @event.listens_for(engine, "connect")
@@ -99,7 +100,8 @@ class Store:
                 return cls(location, JournalStorage(JournalFileBackend(str(location.path))))
             if location.kind == "sqlite":
                 busy = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
-                return cls(location, _immediate(RDBStorage(url, engine_kwargs=busy)))
+                storage = RDBStorage(url, engine_kwargs=busy)
+                return cls(location, storage if location.path is None else _immediate(storage))
             return cls(location, RDBStorage(url, engine_kwargs={"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}},
                                             heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s,
                                             heartbeat_stale_trial_callback=retry))
