@@ -116,6 +116,22 @@ def test_bins_spread_sampled_trials_over_the_window(tmp_path, trained):
     assert sorted(aimed.value_counts()) == [3, 3, 3, 3]  # each bin aimed at in turn
 
 
+def test_run_summary_shows_trials_per_bin(tmp_path, trained):
+    from typer.testing import CliRunner
+
+    import pisearch.cli.run  # noqa: F401  (registers the command)
+    from pisearch.cli.app import app
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    doc = {**BASE, "n_trials": 8, "sampler": {"name": "random"}, "budget": {"min_relus": 1000, "max_relus": 16000,
+                                                                             "bins": 2}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc))
+    out = CliRunner().invoke(app, ["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "run"), "--no-progress"])
+    assert out.exit_code == 0, out.output
+    line = next(x for x in out.output.splitlines() if x.startswith("searched trials per ReLU bin"))
+    assert line.count("measured") == 2 and "1,000–" in line
+
+
 def test_compare_seeds_give_verdicts_with_error_bars(tmp_path, trained):
     result, config, _ = run(tmp_path, n_trials=10, sampler={"name": "random"}, init={"rule": True}, compare={"seeds": 3},
                             **RULE)

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from pisearch.cli.app import app
 from pisearch.errors import UserError
-from pisearch.study import front_of, load_study_config, run_study, state_summary
+from pisearch.report import bin_table
+from pisearch.study import front_of, load_study_config, relu_bins, run_study, state_summary
 
 
 def parse_jobs(text: str | None) -> int | str | None:
@@ -41,6 +42,12 @@ def run(
     df = result.trials
     console = Console()
     console.print(f"study {config.name!r}: {state_summary(df)} — {result.wall_seconds:.0f} s — {result.out_dir}/")
+    bins = bin_table(df, relu_bins(result.study))
+    if len(bins):
+        console.print("searched trials per ReLU bin: " + " · ".join(
+            f"{b.relus_low:,}–{b.relus_high:,}: {b.trials} ({b.measured} measured"
+            + (f", best {b.best_accuracy:.4f})" if b.best_accuracy == b.best_accuracy else ")")
+            for b in bins.itertuples()), soft_wrap=True)
     front = front_of(df, config.objectives)
     table = Table(title=f"Pareto front ({', '.join(config.objectives)}; ReLUs = every site of the spec)")
     for col in ("trial", "source", "accuracy", "relus", "summary"):

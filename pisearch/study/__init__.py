@@ -2,7 +2,7 @@
 :mod:`pisearch.study.store`)."""
 
 from pisearch.study.config import OBJECTIVES, StudyConfig, load_study_config
-from pisearch.study.dashboard_data import load_dashboard_data, write_dashboard
+from pisearch.study.dashboard_data import load_dashboard_data, relu_bins, write_dashboard
 from pisearch.study.records import front_of, state_summary, write_reports
 from pisearch.study.launch import RunResult, run_study
 from pisearch.study.runner import load_stored_study, open_study, prepare_study
@@ -11,5 +11,5 @@ from pisearch.study.store import Location, Store, display_url, locate_existing, 
 
 __all__ = ["OBJECTIVES", "Location", "RunResult", "Store", "StudyConfig", "display_url", "front_of",
            "load_dashboard_data", "load_stored_study", "load_study_config", "locate_existing", "open_run",
-           "open_study", "pick_trial", "prepare_study", "read_study", "run_study", "state_summary", "trial_model",
+           "open_study", "pick_trial", "prepare_study", "read_study", "relu_bins", "run_study", "state_summary", "trial_model",
            "trials_frame", "write_dashboard", "write_reports"]
