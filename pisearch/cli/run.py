@@ -41,6 +41,8 @@ def run(
     df = result.trials
     console = Console()
     console.print(f"study {config.name!r}: {state_summary(df)} — {result.wall_seconds:.0f} s — {result.out_dir}/")
+    for line in result.fidelity:  # rank agreement of the fidelities (fidelity.json)
+        console.print(line, markup=False, soft_wrap=True, style="bold red" if "warning:" in line else None)
     front = front_of(df, config.objectives)
     table = Table(title=f"Pareto front ({', '.join(config.objectives)}; ReLUs = every site of the spec)")
     for col in ("trial", "source", "accuracy", "relus", "summary"):

@@ -2,8 +2,8 @@
 comparison, the dashboard HTML and export folders."""
 
 from pisearch.report.agreement import (
-    MIN_CANDIDATES, MIN_TAU, agreement_of, kendall_tau_b, level_agreements, rank_agreement, spearman_rho,
-    spread_numbers,
+    MIN_CANDIDATES, MIN_TAU, agreement_of, kendall_tau_b, level_agreements, rank_agreement, rank_agreements,
+    spearman_rho, spread_numbers,
 )
 from pisearch.report.compare import (
     SEARCHED, bin_table, compare_table, highest_level, hypervolume_vs_rule, measured, seed_contenders, trials_table,
@@ -15,5 +15,6 @@ from pisearch.report.verdict import paired
 
 __all__ = ["MIN_CANDIDATES", "MIN_TAU", "SEARCHED", "agreement_of", "bin_table", "compare_table", "dashboard_html",
            "highest_level", "hypervolume_2d", "hypervolume_vs_rule", "kendall_tau_b", "level_agreements", "load_export",
-           "measured", "paired", "pareto_front", "pareto_mask", "rank_agreement", "seed_contenders",
+           "measured", "paired", "pareto_front", "pareto_mask", "rank_agreement", "rank_agreements",
+           "seed_contenders",
            "shared_hypervolume", "spearman_rho", "spread_numbers", "trials_table", "write_export"]

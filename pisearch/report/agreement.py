@@ -9,6 +9,7 @@ only the front's accuracies (a narrow range, where τ is lower and noisier); a f
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -129,3 +130,28 @@ def spread_numbers(rows: pd.DataFrame, n: int) -> list[int]:
         return numbers
     picks = np.unique(np.round(np.linspace(0, len(numbers) - 1, n)).astype(int))
     return [numbers[i] for i in picks]
+
+
+def _keys_text(key: str) -> str:
+    """``epochs=30, train_subset=2000`` for the check keys ``{"epochs": 30, "train_subset": 2000}`` (JSON)."""
+    try:
+        return ", ".join(f"{k}={v}" for k, v in json.loads(key).items())
+    except (TypeError, ValueError):
+        return str(key)
+
+
+def rank_agreements(trials: pd.DataFrame, check_runs: pd.DataFrame | None = None,
+                    check_column: str = "check_level") -> list[dict]:
+    """Every rank agreement a study can report: each promoted level against the level below
+    (:func:`level_agreements`), then level 0 against each fidelity check in ``check_runs`` (rows with ``number`` =
+    the level-0 trial re-measured and ``check_column`` = the check's level keys as JSON; ``kind`` = ``check``)."""
+    out = level_agreements(trials) if len(trials) else []
+    if check_runs is None or not len(check_runs) or check_column not in check_runs:
+        return out
+    level = pd.to_numeric(trials["level"], errors="coerce").fillna(0).astype(int)
+    runs = check_runs[check_runs[check_column].notna()]
+    for key in pd.unique(runs[check_column]):
+        higher = f"the fidelity check ({_keys_text(key)})"
+        entry = agreement_of(trials[level == 0], runs[runs[check_column] == key], "level 0", higher)
+        out.append({"kind": "check", "check_level": json.loads(key), **entry})
+    return out
