@@ -150,3 +150,18 @@ def test_fidelity_check_retrains_a_spread_and_stays_out_of_the_front(tmp_path):
     run_study(bigger, space, out_dir=out, progress=False)
     check = optuna.load_study(study_name="t@check", storage=f"sqlite:///{out / 'study.db'}").trials
     assert len(check) == 5 and len({t.user_attrs["parent"] for t in check}) == 5
+
+
+def test_fidelity_check_with_two_workers_trains_each_candidate_once(tmp_path):
+    from tests.test_parallel import write_study as parallel_study
+
+    path = parallel_study(tmp_path, fidelity_check={"n": 4, "level": {"epochs": 2}},
+                          baselines={"deepreshape": {"budgets": [3000]}})
+    config, space = load_study_config(path)
+    run_study(config, space, out_dir=tmp_path / "run", progress=False, jobs=2)
+    check = optuna.load_study(study_name="p@check", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials
+    done = [t for t in check if t.state.name == "COMPLETE"]
+    assert len(done) == 4 == len({t.user_attrs["parent"] for t in done})
+    assert all(t.state.name == "PRUNED" for t in check if t not in done)  # a duplicate enqueued by the other worker
+    (entry,) = json.loads((tmp_path / "run" / "fidelity.json").read_text())["agreements"]
+    assert entry["kind"] == "check" and entry["n"] == 4
