@@ -106,7 +106,7 @@ def test_a_shuffled_level_is_reported_with_tau_near_zero_and_a_warning(tmp_path,
     assert abs(shuffled["tau"]) < 0.3, shuffled
     assert "< 0.5: level 0 ranks candidates unlike level 1" in shuffled["warning"]
     assert sorted(p[0] for p in shuffled["pairs"]) == sorted(pairs)
-    print(f"shuffled level: τ = {shuffled['tau']} (ρ = {shuffled['rho']}) over {shuffled['n']}", file=sys.stderr)
+    print(f"level 1 as trained: {entry['text']}; shuffled: {shuffled['text']}", file=sys.stderr)
     assert shuffled["text"] in summary and "warning:" in summary
     notes = (out / "compare_notes.txt").read_text()
     assert shuffled["text"] in notes

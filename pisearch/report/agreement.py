@@ -99,10 +99,10 @@ def paired_accuracies(lower_rows: pd.DataFrame, higher_rows: pd.DataFrame) -> pd
 
 def agreement_of(lower_rows: pd.DataFrame, higher_rows: pd.DataFrame, lower_name: str, higher_name: str) -> dict:
     """:func:`rank_agreement` of the candidates of two trials tables (:func:`paired_accuracies`), with ``pairs``:
-    ``[number, lower accuracy, higher accuracy]`` for each."""
+    ``[number, lower accuracy, higher accuracy]`` for each (accuracies to 5 decimals)."""
     pairs = paired_accuracies(lower_rows, higher_rows)
     entry = rank_agreement(pairs["lower"], pairs["higher"], lower_name, higher_name)
-    entry["pairs"] = [[int(n), float(a), float(b)] for n, a, b in pairs.itertuples(index=False)]
+    entry["pairs"] = [[int(n), round(float(a), 5), round(float(b), 5)] for n, a, b in pairs.itertuples(index=False)]
     return entry
 
 
