@@ -245,10 +245,13 @@ class Supervisor:
         return round_open or any(count_trials(s, WAITING) for s in prep.store.family(prep.study))
 
     def refresh(self) -> None:
-        """Rewrite the reports when a trial finished at any level; set the progress bar from the storage."""
+        """Rewrite the reports when a trial finished at any level or in the fidelity check; set the progress bar
+        from the storage."""
         frame = self.prep.store.trials(self.prep.study)
         done = frame[frame["state"] != "RUNNING"]
-        signature = (len(done), tuple(done["state"].value_counts().sort_index().items()))
+        checked = self.prep.store.check_frame(self.prep.study.study_name) if self.prep.config.fidelity_check else None
+        signature = (len(done), tuple(done["state"].value_counts().sort_index().items()),
+                     0 if checked is None else int((checked["state"] != "RUNNING").sum()))
         if signature != self.seen:
             self.seen = signature
             frame = self.write()
