@@ -1,6 +1,10 @@
 """Reports over finished trials (pure pandas / plotly / torch; no Optuna): Pareto fronts, the search-vs-rule
 comparison, the dashboard HTML and export folders."""
 
+from pisearch.report.agreement import (
+    MIN_CANDIDATES, MIN_TAU, agreement_of, kendall_tau_b, level_agreements, rank_agreement, rank_agreements,
+    spearman_rho, spread_numbers,
+)
 from pisearch.report.compare import (
     SEARCHED, bin_table, compare_table, highest_level, hypervolume_vs_rule, measured, seed_contenders, trials_table,
 )
@@ -10,7 +14,8 @@ from pisearch.report.linearized import PROXY_TRAINED, linearized_table, proxy_tr
 from pisearch.report.pareto import hypervolume_2d, pareto_front, pareto_mask, shared_hypervolume
 from pisearch.report.verdict import paired
 
-__all__ = ["PROXY_TRAINED", "SEARCHED", "bin_table", "compare_table", "dashboard_html", "highest_level",
-           "hypervolume_2d", "hypervolume_vs_rule", "linearized_table", "load_export", "measured", "paired",
-           "pareto_front", "pareto_mask", "proxy_trained", "seed_contenders", "shared_hypervolume", "trials_table",
-           "write_export"]
+__all__ = ["MIN_CANDIDATES", "MIN_TAU", "PROXY_TRAINED", "SEARCHED", "agreement_of", "bin_table", "compare_table",
+           "dashboard_html", "highest_level", "hypervolume_2d", "hypervolume_vs_rule", "kendall_tau_b",
+           "level_agreements", "linearized_table", "load_export", "measured", "paired", "pareto_front", "pareto_mask",
+           "proxy_trained", "rank_agreement", "rank_agreements", "seed_contenders", "shared_hypervolume",
+           "spearman_rho", "spread_numbers", "trials_table", "write_export"]

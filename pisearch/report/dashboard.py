@@ -234,7 +234,8 @@ h1{font-size:1.5em;margin-bottom:4px} h2{font-size:1.15em;margin-top:28px;border
 table{border-collapse:collapse;font-size:.85em;margin:6px 0}
 td,th{border:1px solid #ddd;padding:3px 7px;text-align:left}
 table.sortable th{cursor:pointer;background:#f4f4f4} table.sortable td{white-space:nowrap}
-table.facts th{background:#f4f4f4;width:14em} .scroll{overflow-x:auto} code{font-size:.95em}
+table.facts th{background:#f4f4f4;width:14em} td.warn{color:#8a2b06;background:#fff4e5}
+.scroll{overflow-x:auto} code{font-size:.95em}
 .row{display:grid;grid-template-columns:1fr 1fr;gap:12px}
 """
 SORT_JS = """
@@ -305,7 +306,8 @@ def dashboard_html(trials: pd.DataFrame, facts: Mapping[str, str], export_comman
     df = trials_table(trials)
     shown = candidates(df)
     title = html.escape(str(facts.get("study", "study")))
-    fact_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
+    fact_rows = "".join(f"<tr><th>{html.escape(k)}</th><td{' class=warn' if 'warning:' in str(v) else ''}>"
+                        f"{html.escape(str(v))}</td></tr>" for k, v in facts.items())  # rank agreement warnings
     export = (lambda n: export_command.format(trial=n)) if export_command else None
     if len(shown):
         body = _plots(df, export, seed_runs, list(bins))

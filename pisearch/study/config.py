@@ -88,6 +88,17 @@ class PromotionConfig(ConfigModel):
     warm_start: bool = True
 
 
+class FidelityCheckConfig(ConfigModel):
+    """Learn whether to trust the level-0 ranking for ``n`` extra trainings: after the search (and its promotions),
+    ``n`` measured level-0 candidates spread evenly over the accuracy range (not only the front) are re-trained from
+    scratch at level 0's fidelity with ``level``'s keys changed (e.g. ``{epochs: 30}``), in the study ``<name>@check``,
+    and ``fidelity.json`` reports Kendall's τ between the two accuracies. The check never enters the front or
+    compare.csv."""
+
+    n: int = Field(8, ge=2)
+    level: dict[str, Any] = Field(min_length=1)
+
+
 class LinearizeStage(ConfigModel):
     """Apply ReLU-reduction methods to the ``top`` most accurate searched Pareto trials (``pisearch.linearize``).
     ``budgets``: below 1 a fraction of the trial's ReLU count, else an absolute count (every site, per image)."""
@@ -164,6 +175,7 @@ class StudyConfig(ConfigModel):
     device: str = "cpu"
     dashboard: bool = True
     linearize: LinearizeStage | None = None
+    fidelity_check: FidelityCheckConfig | None = None  # after `fidelities` (its validator reads level 0)
     init: InitConfig = InitConfig()
     compare: CompareConfig = CompareConfig()
     keep_weights: bool = False  # store each trained trial's weights as an Optuna artifact (for export)
@@ -202,6 +214,28 @@ class StudyConfig(ConfigModel):
                                      f"not more than the {epochs[level - 1]} of the level below, so it would train "
                                      "nothing; raise its epochs or set promotion.warm_start: false")
         return promotion
+
+    @field_validator("fidelity_check")
+    @classmethod
+    def _check_level(cls, check: FidelityCheckConfig | None, info: ValidationInfo) -> FidelityCheckConfig | None:
+        if check is not None and "fidelities" in info.data:
+            try:
+                Fidelity.model_validate({**info.data["fidelities"].levels[0].model_dump(), **check.level})
+            except ValidationError as err:
+                first = err.errors()[0]
+                raise ValueError(f"level: {key_path(first['loc'])}: {reason(first, Fidelity)}") from None
+            level0 = info.data["fidelities"].levels[0].model_dump()
+            if all(level0.get(k) == v for k, v in check.level.items()):
+                raise ValueError("level: changes nothing of level 0's fidelity (the check would re-measure the same "
+                                 "numbers); give it more epochs or a larger train_subset")
+        return check
+
+    @property
+    def check_fidelity(self) -> Fidelity | None:
+        """The fidelity of ``fidelity_check`` (level 0's with its ``level`` keys changed), or None."""
+        if self.fidelity_check is None:
+            return None
+        return Fidelity.model_validate({**self.levels[0].model_dump(), **self.fidelity_check.level})
 
     @property
     def stores_weights(self) -> bool:

@@ -15,10 +15,10 @@ import optuna
 import pandas as pd
 
 from pisearch.config import validate
-from pisearch.report import dashboard_html
+from pisearch.report import dashboard_html, rank_agreements
 from pisearch.space import BudgetConfig, SearchSpace
 from pisearch.study.records import write_atomic
-from pisearch.study.store import read_study
+from pisearch.study.store import CHECK_ATTR, read_study
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,8 @@ def load_dashboard_data(source: str | Path, study: str | None = None) -> Dashboa
     exports = _literal(str(run_dir / "exports")) if run_dir is not None else "exports"
     command = f"pisearch export {target} --trial {{trial}} -o {exports}/trial{{trial}}"
     facts = study_facts(stored.study, stored.trials, label)
+    for entry in rank_agreements(stored.trials, stored.check_runs, CHECK_ATTR):  # fidelity.json's, warnings included
+        facts[f"rank agreement: {entry['lower']} vs {entry['higher']}"] = entry["text"]
     return DashboardData(stored.trials, stored.seed_runs, facts, relu_bins(stored.study), run_dir, command)
 
 

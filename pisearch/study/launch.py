@@ -31,9 +31,10 @@ from pisearch.errors import UserError
 from pisearch.space import SearchSpace
 from pisearch.study.config import StudyConfig
 from pisearch.study.dashboard_data import write_dashboard
+from pisearch.study.fidelity_check import run_fidelity_check
 from pisearch.study.linearize_stage import linearize_front
 from pisearch.study.objective import WORKER
-from pisearch.study.records import write_reports
+from pisearch.study.records import fidelity_report, write_reports
 from pisearch.study.runner import (
     REQUEUED_ATTRS, WAIT_POLL_S, WAITING, PreparedStudy, Progress, count_trials, prepare_study, run_levels, run_round,
 )
@@ -52,6 +53,7 @@ class RunResult:
     out_dir: Path
     trials: pd.DataFrame
     wall_seconds: float
+    fidelity: tuple[str, ...] = ()  # one line per rank agreement (fidelity.json), warnings included
 
 
 def physical_cores() -> int:
@@ -86,9 +88,10 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
               progress: bool = True, worker_id: int = 0, jobs: int | str | None = None) -> RunResult:
     """Launch or resume the study (:func:`~pisearch.study.runner.prepare_study`), run its round until it holds
     ``n_trials`` finished trials (all workers together) or for ``timeout_s`` seconds, promote the front level by
-    level, run the ``linearize:`` stage, and write the reports (after every trial, so nothing is lost on a crash)
-    and the dashboard. ``jobs`` (default: the file's ``jobs``): worker processes on this machine (module
-    docstring); ``worker_id`` seeds the sampler of a single-process run (``pisearch worker``)."""
+    level, run the ``fidelity_check:`` and ``linearize:`` stages, and write the reports (after every trial, so
+    nothing is lost on a crash) and the dashboard. ``jobs`` (default: the file's ``jobs``): worker processes on this
+    machine (module docstring); ``worker_id`` seeds the sampler of a single-process run (``pisearch worker``).
+    ``RunResult.fidelity``: the rank agreements of ``fidelity.json`` as lines, warnings included."""
     start = time.perf_counter()
     prep = prepare_study(config, space, n_trials=n_trials, storage=storage, out_dir=out_dir, worker_id=worker_id)
     jobs = resolve_jobs(config.jobs if jobs is None else jobs, config)
@@ -109,6 +112,8 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
             run_round(prep, worker_id, deadline, [write, bar], wait_for_others=heartbeats)
             run_levels(prep, worker_id, write, progress, wait_for_others=heartbeats,
                        requeue=store.location.kind == "sqlite")
+            run_fidelity_check(prep, worker_id, write, progress, wait_for_others=heartbeats,
+                               requeue=store.location.kind == "sqlite")
             run_seed_stage(prep, worker_id, write, progress, WAIT_POLL_S if heartbeats else None)
         else:
             Supervisor(prep, jobs, deadline, bar, write).run()
@@ -119,7 +124,8 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
         frame = write()
     if config.dashboard:
         write_dashboard(store.location.url, study=config.name, out=prep.out_dir / "dashboard.html")
-    return RunResult(study, prep.out_dir, frame, time.perf_counter() - start)
+    agreements = fidelity_report(store, study, frame)["agreements"]
+    return RunResult(study, prep.out_dir, frame, time.perf_counter() - start, tuple(e["text"] for e in agreements))
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,7 @@ def work(job: WorkerJob) -> None:
         deadline = None if job.seconds_left is None else time.perf_counter() + job.seconds_left
         run_round(prep, job.worker_id, deadline, [], wait_for_others=True)
         run_levels(prep, job.worker_id, lambda *_: None, False, wait_for_others=True, requeue=False)
+        run_fidelity_check(prep, job.worker_id, lambda *_: None, False, wait_for_others=True, requeue=False)
         run_seed_stage(prep, job.worker_id, lambda *_: None, False, WAIT_POLL_S)
     except UserError as err:
         print(f"error: worker {job.worker_id}: {err}", file=sys.stderr)
@@ -238,10 +245,13 @@ class Supervisor:
         return round_open or any(count_trials(s, WAITING) for s in prep.store.family(prep.study))
 
     def refresh(self) -> None:
-        """Rewrite the reports when a trial finished at any level; set the progress bar from the storage."""
+        """Rewrite the reports when a trial finished at any level or in the fidelity check; set the progress bar
+        from the storage."""
         frame = self.prep.store.trials(self.prep.study)
         done = frame[frame["state"] != "RUNNING"]
-        signature = (len(done), tuple(done["state"].value_counts().sort_index().items()))
+        checked = self.prep.store.check_frame(self.prep.study.study_name) if self.prep.config.fidelity_check else None
+        signature = (len(done), tuple(done["state"].value_counts().sort_index().items()),
+                     0 if checked is None else int((checked["state"] != "RUNNING").sum()))
         if signature != self.seen:
             self.seen = signature
             frame = self.write()

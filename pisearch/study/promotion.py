@@ -3,7 +3,7 @@
 Level 0 is the study itself; level L ≥ 1 is the study ``<name>@L<L>`` in the same storage. After a round at
 level L−1, the non-dominated candidates plus an ε-band around them (accuracy within ``epsilon`` of the front) are
 enqueued at level L with ``parent`` = the level-0 trial number (a fixed param and a user attr). Candidates are the
-measured searched trials, rule points and named nets together, at level L−1 (linearized trials are not
+measured searched and seeded trials, rule points and named nets together, at level L−1 (linearized trials are not
 re-trained): a baseline is re-measured when it contends, and compare.csv compares each rule point at the highest
 level it shares with the searched trials. With ``promotion.warm_start`` a promoted trial carries the artifact id
 of its weights at level L−1 and trains only the epochs level L adds (``TrialRunner.start_model``).
@@ -25,14 +25,14 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from pisearch.report import measured, pareto_mask
+from pisearch.report import PROXY_TRAINED, measured, pareto_mask
 from pisearch.study.artifacts import WEIGHTS_ATTR
 from pisearch.study.config import OBJECTIVES
 from pisearch.study.objective import CANDIDATE_ATTRS, WARM_WEIGHTS, TrialDiverged, TrialRunner, holds_result
 from pisearch.study.store import PARENT, Store
 
 Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
-PROMOTED_SOURCES = ("search", "rule", "net")  # proxy-trained candidates (linearized trials are not re-trained)
+PROMOTED_SOURCES = PROXY_TRAINED  # searched, seeded, rule and net candidates (linearized trials are not re-trained)
 
 
 def band_parents(level_rows: pd.DataFrame, objectives: list[str], epsilon: float) -> list[int]:

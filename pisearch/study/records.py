@@ -1,5 +1,5 @@
-"""The reports of a run folder (``trials.csv``, ``pareto.csv``, ``compare.csv``, ``hypervolume.json``): always
-regenerable from the storage."""
+"""The reports of a run folder (``trials.csv``, ``pareto.csv``, ``compare.csv``, ``hypervolume.json``,
+``fidelity.json``): always regenerable from the storage."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ import optuna
 import pandas as pd
 
 from pisearch.report import (
-    compare_table, highest_level, hypervolume_vs_rule, linearized_table, measured, pareto_front, proxy_trained,
-    trials_table,
+    MIN_CANDIDATES, MIN_TAU, compare_table, highest_level, hypervolume_vs_rule, linearized_table, measured,
+    pareto_front, proxy_trained, rank_agreements, trials_table,
 )
 from pisearch.study.config import OBJECTIVES
-from pisearch.study.store import Store
+from pisearch.study.store import CHECK_ATTR, Store
+
+FIDELITY_FILE = "fidelity.json"
+COMPARE_NOTES = "compare_notes.txt"  # compare.csv's notes (a CSV with comment lines would break its readers)
 
 
 def state_summary(df: pd.DataFrame) -> str:
@@ -35,12 +38,20 @@ def front_of(df: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
     return pareto_front(pool, {o: OBJECTIVES[o] for o in objectives})
 
 
+def fidelity_report(store: Store, study: optuna.Study, trials: pd.DataFrame) -> dict:
+    """What ``fidelity.json`` holds: the thresholds of a warning and every rank agreement of the study (each promoted
+    level against the level below, level 0 against the fidelity check: :func:`~pisearch.report.rank_agreements`)."""
+    agreements = rank_agreements(trials, store.check_frame(study.study_name), CHECK_ATTR)
+    return {"study": study.study_name, "min_tau": MIN_TAU, "min_candidates": MIN_CANDIDATES, "agreements": agreements}
+
+
 def write_reports(store: Store, study: optuna.Study, out_dir: str | Path, objectives: list[str]) -> pd.DataFrame:
     """Write ``trials.csv`` (one row per trial and fidelity level), ``pareto.csv`` (the proxy-trained front),
-    ``linearized.csv`` (linearized trials with their training beside their parent's) when there are any, and, when
-    the study has
-    DeepReShape rule points, ``compare.csv``, ``hypervolume.json`` and (with ``compare: seeds``) ``seeds.csv``, one
-    row per seed re-training, into ``out_dir`` (each atomically: temp file + rename); returns the trials table."""
+    ``linearized.csv`` (linearized trials with their training beside their parent's) when there are any, when the
+    study has a promoted level or a fidelity check ``fidelity.json`` (:func:`fidelity_report`) and, when it has
+    DeepReShape rule points, ``compare.csv`` (its rank agreements in ``compare_notes.txt``), ``hypervolume.json`` and
+    (with ``compare: seeds``) ``seeds.csv``, one row per seed re-training, into ``out_dir`` (each atomically: temp
+    file + rename); returns the trials table."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     df = store.trials(study)
@@ -49,12 +60,18 @@ def write_reports(store: Store, study: optuna.Study, out_dir: str | Path, object
     linearized = linearized_table(df)
     if len(linearized):
         _write_csv(linearized, out_dir / "linearized.csv")
+    fidelity = fidelity_report(store, study, df)
+    if fidelity["agreements"]:
+        write_atomic(json.dumps(fidelity, indent=1, ensure_ascii=False), out_dir / FIDELITY_FILE)
     if (df["source"] == "rule").any():
         runs = store.seed_runs(study.study_name)
         if len(runs):
             _write_csv(runs, out_dir / "seeds.csv")
         _write_csv(compare_table(df, runs), out_dir / "compare.csv")
         write_atomic(json.dumps(hypervolume_vs_rule(df), indent=1), out_dir / "hypervolume.json")
+        if fidelity["agreements"]:
+            notes = [f"compare.csv: rank agreement of its fidelities ({FIDELITY_FILE}):"]
+            write_atomic("\n".join(notes + [e["text"] for e in fidelity["agreements"]]) + "\n", out_dir / COMPARE_NOTES)
     return df
 
 

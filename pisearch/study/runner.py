@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,14 +22,15 @@ from pisearch.study.candidates import enqueue_once, enqueued_trials
 from pisearch.study.objective import CANDIDATE_ATTRS, TARGET_BIN, WARM_WEIGHTS, TrialDiverged, TrialRunner
 from pisearch.study.promotion import Callback, enqueue_band, train_waiting
 from pisearch.study.slots import FINISHED, SURPLUS, TAKEN, count_slots, slots_ahead
-from pisearch.study.store import PARENT, Store, default_location, read_study
+from pisearch.study.store import CHECK_ATTR, PARENT, Store, default_location, read_study
 
 WAITING = (TrialState.WAITING,)  # enqueued, not started (promotions waiting for a worker)
-REQUEUED_ATTRS = (*CANDIDATE_ATTRS, PARENT, WARM_WEIGHTS, TARGET_BIN)  # what a re-queued trial keeps
+REQUEUED_ATTRS = (*CANDIDATE_ATTRS, PARENT, WARM_WEIGHTS, TARGET_BIN, CHECK_ATTR)  # what a re-queued trial keeps
 WAIT_POLL_S = 2.0  # a worker without a free slot looks this often whether the other workers' trials ended
 # Keys of the study file that may change between runs of one study (everything else must match on resume).
 RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights", "linearize",
-                  "promotion", "jobs", "compare")  # promotion and compare settings apply to what is not done yet
+                  "promotion", "jobs", "compare", "fidelity_check")  # promotion, compare and check settings apply to
+# what is not done yet (a check added to a finished study runs on its next `pisearch run`)
 
 
 def make_sampler(config: StudyConfig, space: SearchSpace, worker_id: int = 0) -> optuna.samplers.BaseSampler:
@@ -233,21 +235,31 @@ def run_levels(prep: PreparedStudy, worker_id: int, on_trial: Callback, progress
 
 def promote_level(runner: TrialRunner, store: Store, config: StudyConfig, on_trial: Callback, progress: bool,
                   wait_s: float | None, requeue: bool) -> None:
-    """Promote the band of level ``runner.level − 1`` to ``runner.level`` and train it, until no band parent is
-    left without a level trial holding it (a promotion another worker dropped is taken over). ``requeue``:
-    promotions left RUNNING by a dead run are re-queued first; ``wait_s``: poll this often until promotions other
-    processes run have ended, so the level is complete on return."""
+    """Promote the band of level ``runner.level − 1`` to ``runner.level`` and train it (:func:`train_stage`)."""
+    def enqueue() -> tuple[optuna.Study, int]:
+        return enqueue_band(runner, store, config.name, runner.level, config.promotion.epsilon, config.directions)
+
+    train_stage(enqueue, runner, store, on_trial, progress, f"level {runner.level}", wait_s, requeue)
+
+
+def train_stage(enqueue: Callable[[], tuple[optuna.Study, int]], runner: Callable[[optuna.Trial], list[float]],
+                store: Store, on_trial: Callback, progress: bool, desc: str, wait_s: float | None, requeue: bool,
+                identity: Sequence[str] = (PARENT,)) -> None:
+    """Enqueue the candidates of an auxiliary study (a promotion level, the fidelity check) with ``enqueue`` (which
+    returns the study and how many it enqueued) and train them with ``runner`` (:func:`train_waiting`), until
+    no candidate is left without a trial holding it (one another worker dropped is taken over). ``requeue``:
+    trials left RUNNING by a dead run are re-queued first; ``wait_s``: poll this often until trials other
+    processes run have ended, so the stage is complete on return."""
     while True:
-        level_study, added = enqueue_band(runner, store, config.name, runner.level, config.promotion.epsilon,
-                                          config.directions)
+        stage_study, added = enqueue()
         if requeue:
-            added += store.requeue_dead(level_study, REQUEUED_ATTRS)
-        waiting = count_trials(level_study, WAITING)
-        running = wait_s is not None and count_trials(level_study, (TrialState.RUNNING,))
+            added += store.requeue_dead(stage_study, REQUEUED_ATTRS)
+        waiting = count_trials(stage_study, WAITING)
+        running = wait_s is not None and count_trials(stage_study, (TrialState.RUNNING,))
         if not (added or waiting or running):
             return
-        bar = Progress(waiting, 0, progress, f"level {runner.level}")
+        bar = Progress(waiting, 0, progress, desc)
         try:
-            train_waiting(runner, store, level_study, [on_trial, bar], wait_s=wait_s)
+            train_waiting(runner, store, stage_study, [on_trial, bar], wait_s=wait_s, identity=identity)
         finally:
             bar.close()

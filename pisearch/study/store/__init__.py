@@ -9,13 +9,14 @@ A re-queued trial carries ``retry_of`` (the dead trial's number) and the attrs t
 """
 
 from pisearch.study.store._frames import (
-    COLUMNS, PARENT, RETRY_OF, base_names, level_count, level_name, level_rows, seeds_name, trials_frame,
+    CHECK_ATTR, CHECK_LEVEL, COLUMNS, PARENT, RETRY_OF, base_names, check_name, level_count, level_name, level_rows,
+    seeds_name, trials_frame,
 )
 from pisearch.study.store._location import KINDS, Location, default_location, display_url, locate, locate_existing
 from pisearch.study.store._store import Store, StoredStudy, read_study, reading, requeue
 
 __all__ = [
-    "COLUMNS", "KINDS", "PARENT", "RETRY_OF", "Location", "Store", "StoredStudy", "base_names", "default_location",
-    "display_url", "level_count", "level_name", "level_rows", "locate", "locate_existing", "read_study", "reading",
-    "requeue", "seeds_name", "trials_frame",
+    "CHECK_ATTR", "CHECK_LEVEL", "COLUMNS", "KINDS", "PARENT", "RETRY_OF", "Location", "Store", "StoredStudy",
+    "base_names", "check_name", "default_location", "display_url", "level_count", "level_name", "level_rows", "locate",
+    "locate_existing", "read_study", "reading", "requeue", "seeds_name", "trials_frame",
 ]

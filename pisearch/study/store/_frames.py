@@ -1,7 +1,8 @@
 """Trials tables from studies, and the auxiliary studies that hold a study's other measurements.
 
 Level 0 is the study itself; level L ≥ 1 of study ``<name>`` lives in the study ``<name>@L<L>`` of the same storage,
-and the seed re-trainings of ``compare: seeds`` in ``<name>@seeds``; their trials carry the user attr ``parent``
+the seed re-trainings of ``compare: seeds`` in ``<name>@seeds`` and the re-trainings of ``fidelity_check:`` in
+``<name>@check`` (off the level ladder: never in the front or compare.csv); their trials carry the user attr ``parent``
 (the level-0 trial number they re-measure). Names with ``@`` are never a study of their own.
 """
 
@@ -24,6 +25,9 @@ RETRY_OF = "retry_of"  # user attr of a trial re-queued for a dead one: the dead
 PARENT = "parent"      # user attr (and fixed param) of a level trial: the level-0 trial it re-measures
 LEVEL_SUFFIX = re.compile(r"@L(\d+)$")
 SEEDS_SUFFIX = "@seeds"
+CHECK_SUFFIX = "@check"
+CHECK_LEVEL = -1  # the ``level`` a fidelity-check trial records: a fidelity off the promotion ladder
+CHECK_ATTR = "check_level"  # user attr of a fidelity-check trial: its ``fidelity_check.level`` keys (JSON)
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -66,6 +70,11 @@ def level_name(name: str, level: int) -> str:
 def seeds_name(name: str) -> str:
     """Study name of the seed re-trainings (``compare: seeds``) of study ``name``."""
     return f"{name}{SEEDS_SUFFIX}"
+
+
+def check_name(name: str) -> str:
+    """Study name of the fidelity check (``fidelity_check:``) of study ``name``."""
+    return f"{name}{CHECK_SUFFIX}"
 
 
 def base_names(names: list[str]) -> list[str]:

@@ -18,7 +18,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pisearch.errors import UserError
 from pisearch.study.store._frames import (
-    RETRY_OF, base_names, concat_levels, empty_frame, level_count, level_name, level_rows, seeds_name, trials_frame,
+    CHECK_LEVEL, RETRY_OF, base_names, check_name, concat_levels, empty_frame, level_count, level_name, level_rows,
+    seeds_name, trials_frame,
 )
 from pisearch.study.store._location import Location, locate, locate_existing
 
@@ -158,11 +159,11 @@ class Store:
         return self.create(level_name(name, level), directions, optuna.samplers.RandomSampler())
 
     def family(self, study: optuna.Study) -> list[optuna.Study]:
-        """``study`` and each of its auxiliary studies that exists: its fidelity levels, then its seed runs."""
+        """``study`` and each of its auxiliary studies that exists: its fidelity levels, its seed runs, its check."""
         names = self.names()
         levels = level_count(names, study.study_name)
         aux = [level_name(study.study_name, lv) for lv in range(1, levels)]
-        aux += [seeds_name(study.study_name)] if seeds_name(study.study_name) in names else []
+        aux += [n for n in (seeds_name(study.study_name), check_name(study.study_name)) if n in names]
         return [study] + [self.load(name) for name in aux]
 
     def seed_runs(self, name: str) -> pd.DataFrame:
@@ -173,6 +174,16 @@ class Store:
                 return trials_frame(optuna.load_study(study_name=seeds_name(name), storage=self.storage))
             except KeyError:
                 return empty_frame()
+
+    def check_frame(self, name: str) -> pd.DataFrame:
+        """The fidelity-check re-trainings of study ``name`` (``fidelity_check:``): one row per trial of
+        ``<name>@check``, ``number`` = the level-0 trial it re-measures (:func:`level_rows`); empty when none."""
+        with reading(self.location.label):
+            try:
+                study = optuna.load_study(study_name=check_name(name), storage=self.storage)
+            except KeyError:
+                return empty_frame()
+            return level_rows(study, CHECK_LEVEL)
 
     # ---- trials tables -------------------------------------------------------------------------------------
     def level_frame(self, name: str, level: int) -> pd.DataFrame:
@@ -221,6 +232,7 @@ class StoredStudy:
     trials: pd.DataFrame
     seed_runs: pd.DataFrame
     location: Location
+    check_runs: pd.DataFrame | None = None  # the fidelity check's re-trainings (``Store.check_frame``)
 
     @property
     def user_attrs(self) -> dict:
@@ -232,7 +244,8 @@ def read_study(target: str, name: str | None = None) -> StoredStudy:
     its trials at every fidelity level. Every failure is one :class:`UserError` line naming the target."""
     store = Store.read(target)
     study = store.load(store.pick(name))
-    return StoredStudy(study, store.trials(study), store.seed_runs(study.study_name), store.location)
+    return StoredStudy(study, store.trials(study), store.seed_runs(study.study_name), store.location,
+                       store.check_frame(study.study_name))
 
 
 @contextmanager
