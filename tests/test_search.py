@@ -85,6 +85,8 @@ def test_seeds_are_the_rule_designs_and_their_neighbours(tmp_path, trained):
         near = seeds[seeds["label"].str.startswith(f"seed deepreshape@{budget} ~")]
         assert not near["spec_hash"].isin(rules["spec_hash"]).any()
     assert len(trained) == len(set(trials["spec_hash"].dropna()))  # every distinct design trained once
+    again = run(tmp_path, n_trials=10, sampler={"name": "random"}, init={"rule": True, "neighbours": 2}, **RULE)[0]
+    assert len(again.trials) == len(trials)  # a resumed study enqueues no seed (nor baseline) a second time
 
 
 def test_a_seed_the_space_cannot_express_is_refused_before_the_storage(tmp_path, trained):

@@ -99,9 +99,13 @@ def enqueued_trials(config: StudyConfig, space: SearchSpace, num_classes: int, i
 def enqueue_once(study: optuna.Study, candidates: list[Candidate]) -> int:
     """Enqueue each candidate that no trial of the study holds yet (:func:`holds_result`, by the attrs that name
     a candidate): once per study, and again after a crash or Ctrl-C cut its trial short. Returns how many."""
-    held = {tuple(t.user_attrs.get(k) for k in CANDIDATE_ATTRS) for t in study.get_trials(deepcopy=False)
-            if holds_result(t)}
-    todo = [c for c in candidates if tuple(c.attrs.get(k) for k in CANDIDATE_ATTRS) not in held]
+    holding = [t.user_attrs for t in study.get_trials(deepcopy=False) if holds_result(t)]
+
+    def held(c: Candidate) -> bool:  # by the attrs the candidate carries (a seed gets its ``spec`` when it runs)
+        keys = [k for k in CANDIDATE_ATTRS if k in c.attrs]
+        return any(all(a.get(k) == c.attrs[k] for k in keys) for a in holding)
+
+    todo = [c for c in candidates if not held(c)]
     for c in todo:
         study.enqueue_trial(c.params, user_attrs=c.attrs)
     return len(todo)
