@@ -25,6 +25,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from pisearch.cost import Cost, count, estimate
+from pisearch.config import read_text
 from pisearch.errors import UserError
 from pisearch.models import build
 from pisearch.spec import ArchSpec
@@ -85,7 +86,7 @@ def load_export(path: str | Path) -> tuple[ArchSpec, nn.Module]:
     for name in ("arch.json", "model.safetensors"):
         if not (path / name).is_file():
             raise UserError(f"{path}: not an export folder ({name} is missing)")
-    spec = ArchSpec.from_json((path / "arch.json").read_text(), source=str(path / "arch.json"))
+    spec = ArchSpec.from_json(read_text(path / "arch.json"), source=str(path / "arch.json"))
     model = build(spec)
     try:
         load_model(model, str(path / "model.safetensors"), strict=True)

@@ -155,7 +155,7 @@ def prepare_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_tri
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     store = open_store(config, url)
     study = open_study(config, space, store, worker_id)
-    total = n_trials or config.n_trials
+    total = config.n_trials if n_trials is None else n_trials
     if not child:
         if store.location.kind == "sqlite":
             store.requeue_dead(study, REQUEUED_ATTRS)
