@@ -29,6 +29,8 @@ from typer.main import get_command
 
 MAX_TEXT = 4096  # characters: longer than any path (PATH_MAX) or storage URL a user types
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+INT = re.compile(r"\s*[+-]?[0-9]+\s*")
+FLOAT = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*")
 
 
 def check_text(text: str) -> None:
@@ -105,10 +107,35 @@ def declared(param: Any, where: str) -> None:
                         "(file_okay=False) or file (dir_okay=False)")
 
 
+def check_raw(param: Any, value: Any) -> None:
+    """What the user typed for ``param``, before typer converts it: text rules for every value, and a whole number
+    for an ``int`` (``12.0``, ``1_2`` or ``١٢`` are not), a plain decimal number for a ``float``."""
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            check_raw(param, item)
+        return
+    if not isinstance(value, str):
+        return
+    check_text(value)
+    kind = _base(param.type_descriptor.annotation)
+    if kind is int and not INT.fullmatch(value):
+        raise typer.BadParameter(f"expected a whole number, got {value!r}")
+    if kind is float and not FLOAT.fullmatch(value):
+        raise typer.BadParameter(f"expected a number, got {value!r}")
+
+
 def _checked(param: Any, callback: Any) -> Any:
     def run(ctx: Any, param_: Any, value: Any) -> Any:
         check_value(param_, value)
         return value if callback is None else callback(ctx, param_, value)
+
+    return run
+
+
+def _raw_checked(param: Any, process_value: Any) -> Any:
+    def run(ctx: Any, value: Any) -> Any:
+        check_raw(param, value)
+        return process_value(ctx, value)
 
     return run
 
@@ -122,6 +149,7 @@ def command(app: typer.Typer) -> Any:
                 continue
             declared(param, f"pisearch {name} {param.opts[0] if param.opts else param.name}")
             param.callback = _checked(param, param.callback)
+            param.process_value = _raw_checked(param, param.process_value)
     return group
 
 
