@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -70,6 +73,28 @@ def read_json(path: str | Path, expect: type = dict) -> Any:
         raise UserError(f"{path}: (top level): expected {names.get(expect, expect.__name__)}, got "
                         f"{type(data).__name__}")
     return data
+
+
+@contextmanager
+def new_folder(path: str | Path) -> Iterator[Path]:
+    """Make the folder ``path`` whole or not at all: the block fills a temporary sibling (yielded), which is then
+    renamed to ``path``; if the block raises (a refused input, Ctrl-C), nothing is left, not even the parent
+    folders this made."""
+    path = Path(path)
+    top = path.parent
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    made = None if top.exists() else top
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
 
 
 def read_yaml(path: str | Path) -> dict:

@@ -21,6 +21,7 @@ import yaml
 
 import pisearch.cli
 from pisearch.study import load_study_config
+import pisearch.study.runner as runner_mod
 from pisearch.study.runner import prepare_study
 
 from tests.test_study import TINY_STUDY
@@ -245,3 +246,23 @@ def test_weights_and_yaml_are_never_loaded_unsafely():
             if unrestricted or "def find_class" not in text:
                 problems.append(f"{where}: imports pickle without a restricted Unpickler (find_class)")
     assert problems == []
+
+
+@pytest.mark.parametrize("crash", [KeyboardInterrupt, RuntimeError])
+def test_a_run_cut_short_before_its_first_trial_leaves_no_folder(tmp_path, monkeypatch, crash):
+    """A new run folder appears whole (storage made, baselines queued) or not at all: a crash while it is made
+    leaves neither it, nor a temporary sibling, nor the parent folders it made."""
+    (tmp_path / "s.yaml").write_text(study())
+    config, space = load_study_config(tmp_path / "s.yaml")
+
+    def enqueue_crashes(*_):
+        raise crash()
+
+    monkeypatch.setattr(runner_mod, "enqueue_once", enqueue_crashes)
+    with pytest.raises(crash):
+        prepare_study(config, space, out_dir=tmp_path / "runs" / "deep" / "t")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+    monkeypatch.undo()
+    prep = prepare_study(config, space, out_dir=tmp_path / "runs" / "t")
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["t"]
+    assert (tmp_path / "runs" / "t" / "study.db").is_file() and prep.study.get_trials() == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 
 import optuna
 import pandas as pd
+import sqlalchemy
 import sqlalchemy.exc
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -92,6 +95,48 @@ class Store:
             kwargs = {} if location.kind == "sqlite" else {
                 "engine_kwargs": {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}}
             return cls(location, RDBStorage(location.reader_url(), skip_table_creation=True, **kwargs))
+
+    @contextmanager
+    def exclusive(self, key: str) -> Iterator[None]:
+        """Hold a lock named ``key`` on this storage while the block runs, so that processes doing the same
+        read-then-write (enqueue the baselines no trial holds yet) do it one after the other: a PostgreSQL
+        advisory lock or MySQL's GET_LOCK on servers, ``flock`` on the storage file otherwise (SQLite and journal
+        files; SQLite's own locks are fcntl locks, which flock does not touch). A lock dies with its process."""
+        if self.location.kind == "server":
+            engine = self.storage.engine
+            with engine.connect() as con:
+                if engine.dialect.name == "postgresql":
+                    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+                    con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": digest})
+                    try:
+                        yield
+                    finally:
+                        con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": digest})
+                elif engine.dialect.name == "mysql":
+                    name = hashlib.sha256(key.encode()).hexdigest()[:60]
+                    con.execute(sqlalchemy.text("SELECT GET_LOCK(:n, -1)"), {"n": name})
+                    try:
+                        yield
+                    finally:
+                        con.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+                else:  # another database: no lock (its writers race as before)
+                    yield
+            return
+        if self.location.path is None:  # in-memory SQLite: one process
+            yield
+            return
+        with open(self.location.path, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Close the storage's database connections (before its file is moved)."""
+        engine = getattr(self.storage, "engine", None)
+        if engine is not None:
+            engine.dispose()
 
     # ---- studies -------------------------------------------------------------------------------------------
     def names(self) -> list[str]:
