@@ -9,6 +9,7 @@ import torch
 
 from pisearch.data.images import ImageData
 from pisearch.data.registry import data_root, missing, register_dataset
+from pisearch.config import read_text
 from pisearch.errors import UserError
 
 TINY_FOLDER = "tiny-imagenet-200"
@@ -37,7 +38,7 @@ def decode_jpegs(paths: list[Path]) -> torch.Tensor:
 
 def read_lines(path: Path) -> list[list[str]]:
     """Whitespace-separated fields of each non-empty line."""
-    return [line.split() for line in path.read_text().splitlines() if line.strip()]
+    return [line.split() for line in read_text(path).splitlines() if line.strip()]
 
 
 @register_dataset("tinyimagenet")
@@ -62,8 +63,10 @@ def tinyimagenet(root: Path | None, download: bool) -> tuple[ImageData, ImageDat
     if unknown:
         raise UserError(f"{annotations}: wnids not in wnids.txt: {', '.join(unknown[:5])}")
     test_files = [(base / "val" / "images" / row[0], label[row[1]]) for row in read_lines(annotations)]
-    if not train_files or not test_files:
-        raise UserError(f"{base}: no train images under train/<wnid>/images/*.JPEG or no val annotations")
+    if not train_files:
+        raise UserError(f"{base}: no train images under train/<wnid>/images/*.JPEG")
+    if not test_files:
+        raise UserError(f"{annotations}: no val annotations in it")
 
     def load(files: list[tuple[Path, int]]) -> ImageData:
         y = torch.tensor([c for _, c in files], dtype=torch.int64)
