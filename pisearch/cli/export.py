@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from pisearch.cli.app import MAX_EPOCHS, MAX_RELUS, MAX_TRIALS, app
-from pisearch.report import write_export
+from pisearch.report import check_export_target, write_export
 from pisearch.study import open_run, pick_trial, trial_model
 
 
@@ -32,6 +32,7 @@ def export(
     dataset: str = typer.Option(None, "--dataset", help="Retrain on this dataset (default: the study's)."),
 ) -> None:
     """Export one architecture: arch.json, model.safetensors, model.onnx, MODEL_CARD.md, metrics.json."""
+    check_export_target(out)
     run = open_run(target, study)
     row = pick_trial(run.trials, budget=budget, trial=trial, min_accuracy=min_accuracy)
     spec, model, metrics = trial_model(run, row, retrain_epochs=retrain_epochs, dataset=dataset)

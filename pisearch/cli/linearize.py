@@ -16,7 +16,7 @@ from pisearch.config import exists, read_json
 from pisearch.errors import UserError
 from pisearch.linearize import METHODS, PRESETS, LinearizeSettings, check_budget
 from pisearch.linearize import linearize as run_method
-from pisearch.report import load_export, write_export
+from pisearch.report import check_export_target, load_export, write_export
 
 
 def parse_budget(text: str, relus: int) -> int:
@@ -68,6 +68,7 @@ def linearize(
                              help="Seed of batch order, random scores and blocks (default 0)."),
 ) -> None:
     """Linearize a trained network to a ReLU budget; writes arch.json, weights, ONNX, card and metrics."""
+    check_export_target(out)
     spec, model = load_export(model_dir)
     relus = count(spec).relus
     b = parse_budget(budget, relus)

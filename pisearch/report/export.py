@@ -52,9 +52,7 @@ def write_export(out_dir: str | Path, spec: ArchSpec, model: nn.Module, metrics:
     and the Relu nodes of ``model.onnx`` produce exactly ``count(spec).relus`` elements per image (ValueError
     otherwise: the model does not implement the spec).
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not _replaceable(out_dir):
-        raise UserError(f"{out_dir}: exists and is not an export folder (no arch.json); refusing to overwrite it")
+    out_dir = check_export_target(out_dir)
     onnx = _require_onnx()
     model = copy.deepcopy(model).cpu().float().eval()
     cost = count(spec)
@@ -77,6 +75,15 @@ def write_export(out_dir: str | Path, spec: ArchSpec, model: nn.Module, metrics:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return out_dir
+
+
+def check_export_target(out_dir: str | Path) -> Path:
+    """``out_dir`` as a Path if an export may be written there (nothing, an empty folder or an earlier export);
+    anything else raises one UserError line. Commands call it before they train or read anything."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not _replaceable(out_dir):
+        raise UserError(f"{out_dir}: exists and is not an export folder (no arch.json); refusing to overwrite it")
     return out_dir
 
 
