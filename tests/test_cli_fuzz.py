@@ -52,6 +52,7 @@ CLI = pisearch.cli.cli()
 COMMANDS = parameters(CLI)
 CASES: Counter[str] = Counter()
 SQLITE_PAGE = 4096
+SQLITE = "sqlite:///"
 
 
 def study_text() -> str:
@@ -165,10 +166,11 @@ def file_bad(target: Path) -> st.SearchStrategy[tuple[str, Any]]:
     """What to put in place of the valid file ``target`` (in the template): random bytes, a proper prefix of it,
     a folder, something unreadable."""
     size = len(target.read_bytes().rstrip())
-    if target.suffix == ".db":  # SQLite reads a file cut within its last page: cut one page at least
-        size -= SQLITE_PAGE
-    return st.one_of(st.tuples(st.just("bytes"), st.binary(max_size=3000)),
-                     st.tuples(st.just("truncate"), st.integers(0, max(0, size - 1))),
+    shortest = 0
+    if target.suffix == ".db":  # SQLite reads a file cut within its last page: cut one page at least; an empty
+        size, shortest = size - SQLITE_PAGE, 1  # file is a valid new database, where a command may write
+    return st.one_of(st.tuples(st.just("bytes"), st.binary(min_size=shortest, max_size=3000)),
+                     st.tuples(st.just("truncate"), st.integers(shortest, max(shortest, size - 1))),
                      st.tuples(st.just("folder"), st.none()), st.tuples(st.just("unreadable"), st.none()))
 
 
@@ -196,6 +198,10 @@ def cases(name: str, template: Path) -> st.SearchStrategy[tuple[str, Any]]:
             inside = [target] if target.is_file() else sorted(p for p in target.rglob("*") if p.is_file())
             files += [st.tuples(st.just(str(p.relative_to(template))), file_bad(p)) for p in inside
                       if p.suffix in (".json", ".yaml", ".db", ".safetensors")]
+    for value in base:  # a storage named by URL is a file the command reads too
+        if value.startswith(SQLITE) and Path(value.removeprefix(SQLITE)).is_file():
+            path = Path(value.removeprefix(SQLITE))
+            files.append(st.tuples(st.just(str(path.relative_to(template))), file_bad(path)))
     strategies = [st.tuples(st.just("value"), st.one_of(options))]
     if files:
         strategies.append(st.tuples(st.just("file"), st.one_of(files)))

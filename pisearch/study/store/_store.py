@@ -24,6 +24,7 @@ from pisearch.study.store._frames import (
 )
 from pisearch.study.store._location import Location, locate, locate_existing
 
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 CONNECT_TIMEOUT_S = 10  # an unreachable server is reported after this long instead of hanging
 # A SQLite writer waits this long for another process's write lock (sqlite3's default, 5 s, lost 1 of 320 trial
 # completions with 8 processes writing flat out; 60 s lost none: benchmarks/storage_writers.py).
@@ -74,6 +75,7 @@ class Store:
         and re-queued once with its ``keep_attrs``. A URL that cannot be opened raises a one-line UserError."""
         location = locate(url)
         retry = RetryStaleOnce(keep_attrs)
+        _check_sqlite_file(location)
         with _opening(location):
             if location.kind == "journal":
                 return cls(location, JournalStorage(JournalFileBackend(str(location.path))))
@@ -253,6 +255,25 @@ def read_study(target: str, name: str | None = None) -> StoredStudy:
     store = Store.read(target)
     study = store.load(store.pick(name))
     return StoredStudy(study, store.trials(study), store.seed_runs(study.study_name), store.location)
+
+
+def _check_sqlite_file(location: Location) -> None:
+    """A SQLite storage file that exists must be one (or empty: a new database); SQLite would otherwise take over
+    a file of other bytes and write into it."""
+    path = location.path
+    if location.kind != "sqlite" or path is None:
+        return
+    try:
+        if path.is_dir():
+            raise UserError(f"storage {location.label}: {path} is a folder, expected a SQLite database file")
+        if not path.exists():
+            return
+        with open(path, "rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError as err:
+        raise UserError(f"storage {location.label}: cannot read {path} ({err.strerror or err})") from None
+    if head and head != SQLITE_HEADER:
+        raise UserError(f"storage {location.label}: {path} is not a SQLite database; refusing to write into it")
 
 
 @contextmanager
