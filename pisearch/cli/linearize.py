@@ -14,7 +14,7 @@ from pisearch.cost import count
 from pisearch.data import load_dataset
 from pisearch.config import exists, read_json
 from pisearch.errors import UserError
-from pisearch.linearize import METHODS, PRESETS, LinearizeSettings, check_budget
+from pisearch.linearize import GRANULARITIES, METHODS, PRESETS, LinearizeSettings, check_budget
 from pisearch.linearize import linearize as run_method
 from pisearch.report import check_export_target, load_export, write_export
 
@@ -68,12 +68,14 @@ def linearize(
                              help="Seed of batch order, random scores and blocks (default 0)."),
 ) -> None:
     """Linearize a trained network to a ReLU budget; writes arch.json, weights, ONNX, card and metrics."""
+    for flag, value, known in (("--method", method, sorted(METHODS)), ("--granularity", granularity, GRANULARITIES),
+                               ("--preset", preset, PRESETS)):
+        if value not in known:
+            raise UserError(f"{flag}: expected {', '.join(known[:-1])} or {known[-1]}, got {value!r}")
     check_export_target(out)
     spec, model = load_export(model_dir)
     relus = count(spec).relus
     b = parse_budget(budget, relus)
-    if preset not in PRESETS:
-        raise UserError(f"--preset: expected {' or '.join(PRESETS)}, got {preset!r}")
     options = {"preset": preset, "finetune_epochs": epochs, "search_epochs": search_epochs, "kd": kd, "seed": seed}
     settings = LinearizeSettings(**{k: v for k, v in options.items() if v is not None})
     name = _dataset_name(model_dir, dataset)
