@@ -6,8 +6,10 @@ and before any file or storage is opened. The rules come from what each paramete
 kept by hand:
 
 * a number (``int``/``float``) must declare its range (``min=`` and ``max=``): :func:`command` refuses to build
-  an app with a number option that does not (a programming error, caught by every CLI test); a float must be
-  finite (no ``nan``/``inf``). ``None`` means "not given"; 0 is a value like any other.
+  an app with a number option that does not (a programming error, caught by every CLI test). What the user typed
+  is checked before typer converts it (:func:`check_raw`): a whole number is ASCII digits (not ``12.0``, ``1_2``
+  or ``١٢``), a float a plain decimal (not ``nan``, ``inf`` or ``1_0``), and the converted value must lie in the
+  range. ``None`` means "not given"; 0 is a value like any other.
 * a string (and each item of a repeatable one) must be non-empty, without control characters, and at most
   :data:`MAX_TEXT` characters.
 * a path is an *input* (``exists=True``: typer checks that it exists and its kind) or an *output*
@@ -61,10 +63,6 @@ def check_output(path: Path, folder: bool) -> None:
         raise typer.BadParameter(f"{path}: {err.strerror or err}") from None
 
 
-def _bounds(info: Any) -> tuple[Any, Any]:
-    return info.min, info.max
-
-
 def check_value(param: Any, value: Any) -> None:
     """Check one converted value of ``param`` (a typer parameter) against the rules of the module docstring."""
     if value is None or isinstance(value, bool):
@@ -77,7 +75,7 @@ def check_value(param: Any, value: Any) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise typer.BadParameter(f"expected a finite number, got {value}")
     if isinstance(value, (int, float)):
-        low, high = _bounds(info)
+        low, high = info.min, info.max
         if (low is not None and value < low) or (high is not None and value > high):
             raise typer.BadParameter(f"expected a number in [{low}, {high}], got {value}")
     elif isinstance(value, Path):
