@@ -26,10 +26,11 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+import typer
 from typer.testing import CliRunner
 
 import pisearch.cli
-from pisearch.cli.values import MAX_TEXT, parameters
+from pisearch.cli.values import MAX_TEXT, command, parameters
 from pisearch.spec import net
 from pisearch.study import load_study_config, run_study
 
@@ -286,3 +287,26 @@ def test_generated_cases_counted():
     print("\ngenerated cases per command: " + ", ".join(f"{k} {v}" for k, v in sorted(CASES.items())) +
           f"; total {sum(CASES.values())}")
     assert sum(CASES.values()) >= min(200, 8 * EXAMPLES)
+
+
+def test_an_option_that_does_not_declare_its_values_cannot_be_built():
+    """The next option added is covered without anyone remembering to: a number without a range, or a path that
+    is neither an input nor an output of one kind, stops the app from building (every CLI test then fails)."""
+    for option in (typer.Option(None, "--n", min=1), typer.Option(None, "--n", max=3)):
+        def with_int(n: int = option) -> None:
+            pass
+
+        app = typer.Typer()
+        app.command()(with_int)
+        app.command()(lambda: None)
+        with pytest.raises(TypeError, match="must declare min= and max="):
+            command(app)
+
+    def with_path(out: Path = typer.Option(None, "--out")) -> None:
+        pass
+
+    app = typer.Typer()
+    app.command()(with_path)
+    app.command("other")(lambda: None)
+    with pytest.raises(TypeError, match="must be an input"):
+        command(app)
