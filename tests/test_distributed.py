@@ -276,6 +276,7 @@ def test_two_runs_at_once_enqueue_the_baselines_once(tmp_path, pg_study):
 
 
 @needs_pg
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_stale_trials_retry_does_not_carry_its_reason(pg_study):
     """RetryStaleOnce re-queues a trial whose worker died with the attrs naming its candidate and retry_of, and
     nothing else: the reason the dead attempt had written is not the retry's, before or after it completes."""
