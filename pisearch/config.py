@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -24,16 +28,73 @@ class ConfigModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def read_text(path: str | Path) -> str:
-    """A text file's contents (UTF-8); a missing, unreadable or undecodable file raises one ``UserError`` line
-    naming it."""
+def exists(path: str | Path) -> bool:
+    """Whether ``path`` names anything; a name the system cannot even look up (too long, a NUL byte) does not."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The loader of every file pisearch reads: its bytes; a missing or unreadable file, a folder in its place
+    or a name the system refuses raises one ``UserError`` line naming it."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise UserError(f"{path}: (file): is a folder, expected a file")
+        return path.read_bytes()
     except OSError as err:
         raise UserError(f"{path}: (file): cannot read it ({err.strerror or err})") from None
+    except ValueError as err:  # e.g. a NUL byte in the name
+        raise UserError(f"{path!s:.200}: (file): cannot read it ({err})") from None
+
+
+def read_text(path: str | Path) -> str:
+    """A text file's contents (UTF-8, :func:`read_bytes`); an undecodable file raises one ``UserError`` line
+    naming it."""
+    try:
+        return read_bytes(path).decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: (file): not a text file (not valid UTF-8)") from None
+
+
+def read_json(path: str | Path, expect: type = dict) -> Any:
+    """A JSON file's value, which must be an ``expect`` (a mapping by default); bad JSON (a truncated file) or
+    another top-level type raises one ``UserError`` line naming the file."""
+    text = read_text(path)
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        where = f" at line {err.lineno}, column {err.colno}" if isinstance(err, json.JSONDecodeError) else ""
+        raise UserError(f"{path}: (file): not valid JSON{where}") from None
+    if not isinstance(data, expect):
+        names = {dict: "a mapping of keys", list: "a list"}
+        raise UserError(f"{path}: (top level): expected {names.get(expect, expect.__name__)}, got "
+                        f"{type(data).__name__}")
+    return data
+
+
+@contextmanager
+def new_folder(path: str | Path) -> Iterator[Path]:
+    """Make the folder ``path`` whole or not at all: the block fills a temporary sibling (yielded), which is then
+    renamed to ``path``; if the block raises (a refused input, Ctrl-C), nothing is left, not even the parent
+    folders this made."""
+    path = Path(path)
+    top = path.parent
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    made = None if top.exists() else top
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
 
 
 def read_yaml(path: str | Path) -> dict:

@@ -21,6 +21,7 @@ import yaml
 
 import pisearch.cli
 from pisearch.study import load_study_config
+import pisearch.study.runner as runner_mod
 from pisearch.study.runner import prepare_study
 
 from tests.test_study import TINY_STUDY
@@ -64,7 +65,7 @@ CASES = {
                           {"s.yaml": study(objectives=["accuracy", "speed"])}, "unknown objective 'speed'"),
     "missing space file": (["run", "s.yaml", "--storage", "{db}"], {"s.yaml": study(space="nope.yaml")},
                            "space: no such search-space file 'nope.yaml'"),
-    "missing study file": (["run", "nope.yaml", "--storage", "{db}"], {}, "nope.yaml: (file): cannot read it"),
+    "missing study file": (["run", "nope.yaml", "--storage", "{db}"], {}, "file 'nope.yaml' does not exist"),
     "unknown dataset": (["run", "s.yaml", "--storage", "{db}"], {"s.yaml": study(dataset={"name": "imagenet99"})},
                         "dataset: unknown name 'imagenet99'"),
     "missing dataset": (["run", "s.yaml", "--storage", "{db}"],
@@ -105,7 +106,30 @@ CASES = {
     "count: unknown network": (["count", "resnet99"], {}, "unknown network 'resnet99'"),
     "count: missing spec file": (["count", "nope.json"], {}, "nope.json: no such spec file"),
     "rule: budget below smallest network": (["rule", "--budget", "100"], {}, "below the smallest network"),
-    "rule: negative budget": (["rule", "--budget", "-5"], {}, "budget: expected a positive integer, got -5"),
+    "rule: negative budget": (["rule", "--budget", "-5"], {}, "Invalid value for '--budget' / '-b': Input should be "
+                                                            "greater than or equal to 1"),
+    # the four examples of issue 21: a study file that is not text, negative numbers, 0 read as "not given", an
+    # output folder below a regular file
+    "study file of random bytes": (["run", "s.yaml", "--storage", "{db}"], {"s.yaml": bytes(range(128, 256))},
+                                   "s.yaml: (file): not a text file (not valid UTF-8)"),
+    "run: negative --n-trials": (["run", "s.yaml", "--storage", "{db}", "--n-trials", "-3"], {"s.yaml": study()},
+                                 "Invalid value for '--n-trials' / '-n': Input should be greater than or equal to 1"),
+    "run: negative --timeout": (["run", "s.yaml", "--storage", "{db}", "--timeout", "-5"], {"s.yaml": study()},
+                                "Invalid value for '--timeout': Input should be greater than or equal to 0.001"),
+    "count: --resolution 0": (["count", "resnet18", "--resolution", "0"], {},
+                              "Invalid value for '--resolution' / '-r': Input should be greater than or equal to 8"),
+    "run: --out below a regular file": (["run", "s.yaml", "--out", "f/run"], {"s.yaml": study(), "f": ""},
+                                        "Invalid value for '--out' / '-o': f is not a folder, so f/run cannot be made"),
+    "export: --out below a regular file": (["export", "study.db", "--trial", "0", "--out", "f/x"], {"f": ""},
+                                           "f is not a folder, so f/x cannot be made"),
+    "export: --out a folder that is not an export": (["export", "study.db", "--trial", "0", "--out", "d"],
+                                                     {"d/notes.txt": "mine"}, "d: exists and is not an export folder"),
+    "linearize: --out a folder that is not an export": (["linearize", "m", "-o", "d", "-m", "snl", "-b", "1"],
+                                                        {"m/arch.json": "{", "d/notes.txt": "mine"},
+                                                        "d: exists and is not an export folder"),
+    "count: spec JSON is a list": (["count", "s.json"], {"s.json": "[1, 2]"}, "s.json:"),
+    "linearize: truncated arch.json": (["linearize", "m", "-o", "o", "-m", "snl", "-b", "1"],
+                                          {"m/arch.json": "{", "m/model.safetensors": ""}, "m/arch.json"),
     "usage: budget not a number": (["rule", "--budget", "abc"], {}, "pisearch rule: Invalid value for '--budget'"),
     "usage: missing argument": (["count"], {}, "pisearch count: Missing argument 'NET_OR_SPEC_JSON'"),
     "usage: unknown command": (["frob"], {}, "pisearch: No such command 'frob'"),
@@ -227,3 +251,23 @@ def test_weights_and_yaml_are_never_loaded_unsafely():
             if unrestricted or "def find_class" not in text:
                 problems.append(f"{where}: imports pickle without a restricted Unpickler (find_class)")
     assert problems == []
+
+
+@pytest.mark.parametrize("crash", [KeyboardInterrupt, RuntimeError])
+def test_a_run_cut_short_before_its_first_trial_leaves_no_folder(tmp_path, monkeypatch, crash):
+    """A new run folder appears whole (storage made, baselines queued) or not at all: a crash while it is made
+    leaves neither it, nor a temporary sibling, nor the parent folders it made."""
+    (tmp_path / "s.yaml").write_text(study())
+    config, space = load_study_config(tmp_path / "s.yaml")
+
+    def enqueue_crashes(*_):
+        raise crash()
+
+    monkeypatch.setattr(runner_mod, "enqueue_once", enqueue_crashes)
+    with pytest.raises(crash):
+        prepare_study(config, space, out_dir=tmp_path / "runs" / "deep" / "t")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+    monkeypatch.undo()
+    prep = prepare_study(config, space, out_dir=tmp_path / "runs" / "t")
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["t"]
+    assert (tmp_path / "runs" / "t" / "study.db").is_file() and prep.study.get_trials() == []

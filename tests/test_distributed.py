@@ -240,3 +240,58 @@ def test_killed_worker_trial_is_rerun_after_grace_period(tmp_path, pg_study):
     states = [t.state for t in trials.values()]  # the dead trial's re-run took its slot: 4 complete of 4
     assert states.count(TrialState.COMPLETE) == 4 and states.count(TrialState.FAIL) == 1 and len(states) == 5
     assert_csv_matches_storage(tmp_path / "run" / "trials.csv", optuna.load_study(study_name=pg_study, storage=PG))
+
+
+SLOW_ENQUEUE = """
+import sys, time
+import optuna
+from pisearch.study import load_study_config, prepare_study
+real = optuna.Study.enqueue_trial
+def slow(self, *args, **kwargs):  # widen the read-then-write window of enqueueing the baselines
+    time.sleep(0.3)
+    return real(self, *args, **kwargs)
+optuna.Study.enqueue_trial = slow
+path, url, start = sys.argv[1:]
+config, space = load_study_config(path)
+while time.time() < float(start):  # both processes reach the storage at the same moment
+    time.sleep(0.005)
+prepare_study(config, space, storage=url, out_dir=path + ".out")
+"""
+
+
+@needs_pg
+def test_two_runs_at_once_enqueue_the_baselines_once(tmp_path, pg_study):
+    """Two `pisearch run` started at once on a new server study: one enqueues the baselines, the other finds them
+    (the enqueue step holds a PostgreSQL advisory lock); without it each process enqueued all of them."""
+    path = write_study(tmp_path, pg_study, baselines={"deepreshape": {"budgets": [3000, 6000]}})
+    start = str(time.time() + 8)
+    procs = [subprocess.Popen([sys.executable, "-c", SLOW_ENQUEUE, str(path), PG, start], stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    trials = optuna.load_study(study_name=pg_study, storage=PG).trials
+    labels = [t.user_attrs.get("label") for t in trials]
+    assert sorted(labels) == ["deepreshape@3000", "deepreshape@6000"], labels
+
+
+@needs_pg
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_stale_trials_retry_does_not_carry_its_reason(pg_study):
+    """RetryStaleOnce re-queues a trial whose worker died with the attrs naming its candidate and retry_of, and
+    nothing else: the reason the dead attempt had written is not the retry's, before or after it completes."""
+    store = Store.open(PG, keep_attrs=("spec_hash",), heartbeat_interval_s=INTERVAL_S, grace_period_s=GRACE_S)
+    study = store.create(pg_study, ["maximize"], optuna.samplers.RandomSampler(seed=0))
+    dead = study.ask()
+    dead.set_user_attr("spec_hash", "abc")
+    dead.set_user_attr("reason", "diverged: loss is nan")  # what the dead attempt had recorded
+    store.storage.record_heartbeat(dead._trial_id)
+    time.sleep(GRACE_S + INTERVAL_S)
+    store.fail_stale(study)
+    (waiting,) = study.get_trials(states=(TrialState.WAITING,))
+    assert waiting.user_attrs == {"spec_hash": "abc", "retry_of": dead.number}
+    retry = study.ask()
+    study.tell(retry, 0.5)
+    done = study.trials[retry.number]
+    assert done.state == TrialState.COMPLETE and "reason" not in done.user_attrs
+    assert study.trials[dead.number].state == TrialState.FAIL

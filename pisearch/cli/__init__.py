@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from typing import Any
 
 import typer
 from typer._click.exceptions import UsageError  # typer vendors click; its usage errors are of this class
@@ -12,16 +13,22 @@ from typer._click.exceptions import UsageError  # typer vendors click; its usage
 from pisearch.errors import UserError
 
 
-def main() -> None:
-    """Entry point of the ``pisearch`` console script. A :class:`UserError` or a usage error prints one line
-    (``error: …``) on stderr and exits 2; never a traceback."""
+def cli() -> Any:
+    """The click command of every ``pisearch`` command, each of its values checked (:mod:`pisearch.cli.values`)."""
     for mod in pkgutil.iter_modules(__path__):
-        if mod.name != "app":
+        if mod.name not in ("app", "__main__"):
             importlib.import_module(f"{__name__}.{mod.name}")
     from pisearch.cli.app import app
+    from pisearch.cli.values import command
 
+    return command(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``pisearch`` console script (``argv``: the arguments, default ``sys.argv[1:]``). A
+    :class:`UserError` or a usage error prints one line (``error: …``) on stderr and exits 2; never a traceback."""
     try:
-        code = app(standalone_mode=False)
+        code = cli().main(args=argv, prog_name="pisearch", standalone_mode=False)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
@@ -29,8 +36,8 @@ def main() -> None:
         sys.exit(1)
     except UsageError as err:  # a bad option value, a missing argument, an unknown command
         if err.ctx is None:
-            raise
-        if not err.format_message():  # no arguments at all: show the help
+            print(f"error: pisearch: {err.format_message()}", file=sys.stderr)
+        elif not err.format_message():  # no arguments at all: show the help
             print(err.ctx.get_help(), file=sys.stderr)
         else:
             path = err.ctx.command_path

@@ -11,8 +11,20 @@ from pathlib import Path
 
 import typer
 
+from pisearch.config import exists, read_text
 from pisearch.errors import UserError
 from pisearch.spec import ArchSpec, apply_convention, net
+
+# Upper bounds of command-line numbers (pisearch.cli.values: every number declares its range): far above any real
+# use, low enough that a typo (an extra 0s, a pasted number) is refused instead of running for ever.
+MIN_RESOLUTION, MAX_RESOLUTION = 8, 4096  # pixels per side (a spec needs at least 8)
+MAX_CLASSES = 100_000
+MAX_RELUS = 10**12  # ReLUs per image
+MAX_TRIALS = 1_000_000
+MAX_EPOCHS = 100_000
+MAX_JOBS = 1024  # worker processes on one machine
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 1e-3, 1e9  # a timeout of 0 s would start nothing
+MAX_SEED = 2**32 - 1
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -26,16 +38,17 @@ def spec_from_arg(arg: str, resolution: int | None = None, classes: int | None =
                   convention: str | None = None) -> ArchSpec:
     """A registered network name (with resolution/classes/convention) or the path of a spec JSON file."""
     path = Path(arg)
-    if path.suffix == ".json" or path.exists():
-        if not path.is_file():
+    if path.suffix == ".json" or exists(path):
+        if not exists(path):
             raise UserError(f"{arg}: no such spec file")
-        spec = ArchSpec.from_json(path.read_text(), source=str(path))
-        if resolution is not None or classes is not None:
-            spec = replace(spec, resolution=resolution or spec.resolution, num_classes=classes or spec.num_classes)
+        spec = ArchSpec.from_json(read_text(path), source=str(path))
+        spec = replace(spec, resolution=spec.resolution if resolution is None else resolution,
+                       num_classes=spec.num_classes if classes is None else classes)
         if convention is not None:
             spec = apply_convention(spec, convention)
         return spec
-    return net(arg, resolution=resolution or 32, num_classes=classes or 10, convention=convention or "A")
+    return net(arg, resolution=32 if resolution is None else resolution, num_classes=10 if classes is None else classes,
+               convention=convention or "A")
 
 
 @app.callback()

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pisearch.cli.app import app, spec_from_arg
+from pisearch.cli.app import MAX_CLASSES, MAX_RESOLUTION, MIN_RESOLUTION, app, spec_from_arg
 from pisearch.cost import NETWORKS, PROTOCOLS, Estimate, estimate, network
 from pisearch.cost import count as count_cost
 
@@ -20,8 +20,10 @@ _PRESETS = ", ".join(f"{n.name} ({n.bandwidth_mbps:g} Mbps, RTT {n.rtt_ms:g} ms)
 def count(
     net_or_spec: str = typer.Argument(..., metavar="NET_OR_SPEC_JSON",
                                       help="A network name (resnet18, resnet34, resnet50, wrn22_8) or a spec JSON file."),
-    resolution: int = typer.Option(None, "--resolution", "-r", help="Input side in pixels (named nets: default 32)."),
-    classes: int = typer.Option(None, "--classes", "-k", help="Number of classes (named nets: default 10)."),
+    resolution: int = typer.Option(None, "--resolution", "-r", min=MIN_RESOLUTION, max=MAX_RESOLUTION,
+                                   help="Input side in pixels (named nets: default 32)."),
+    classes: int = typer.Option(None, "--classes", "-k", min=1, max=MAX_CLASSES,
+                                help="Number of classes (named nets: default 10)."),
     convention: str = typer.Option(None, "--convention", help="A: keep stem ReLU (default); B: SNL's form, without."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     protocols: list[str] = typer.Option(
@@ -29,8 +31,9 @@ def count(
         help=f"Add estimated latency/communication under a protocol model ({', '.join(PROTOCOLS)} or all); "
              "repeatable."),
     network_name: str = typer.Option("lan", "--network", help=f"Network preset for --protocol: {_PRESETS}."),
-    bandwidth_mbps: float = typer.Option(None, "--bandwidth-mbps", help="Override the preset's bandwidth (Mbit/s)."),
-    rtt_ms: float = typer.Option(None, "--rtt-ms", help="Override the preset's round-trip time (ms)."),
+    bandwidth_mbps: float = typer.Option(None, "--bandwidth-mbps", min=1e-6, max=1e9,
+                                         help="Override the preset's bandwidth (Mbit/s)."),
+    rtt_ms: float = typer.Option(None, "--rtt-ms", min=0, max=1e7, help="Override the preset's round-trip time (ms)."),
 ) -> None:
     """Exact ReLU count (scalar ReLUs per image), polys, MACs and params, per activation site."""
     spec = spec_from_arg(net_or_spec, resolution, classes, convention)

@@ -6,17 +6,19 @@ from pathlib import Path
 
 import typer
 
-from pisearch.cli.app import app
+from pisearch.cli.app import MAX_TRIALS, app
 from pisearch.study import load_study_config, prepare_study
 
 
 @app.command()
 def create(
-    study_file: Path = typer.Argument(..., metavar="STUDY.yaml", help="Study file (see studies/)."),
+    study_file: Path = typer.Argument(..., metavar="STUDY.yaml", exists=True, dir_okay=False,
+                                      help="Study file (see studies/)."),
     storage: str = typer.Option(None, "--storage", help="Optuna storage URL (default: the file's, else "
                                 "sqlite:///<out>/study.db)."),
-    n_trials: int = typer.Option(None, "--n-trials", "-n", min=1, help="Total trials (default: the file's)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Run folder (default runs/<study name>)."),
+    n_trials: int = typer.Option(None, "--n-trials", "-n", min=1, max=MAX_TRIALS,
+                                 help="Total trials (default: the file's)."),
+    out: Path = typer.Option(None, "--out", "-o", file_okay=False, help="Run folder (default runs/<study name>)."),
 ) -> None:
     """Create the study (checking its space, dataset and baselines) and queue its baselines; run nothing."""
     config, space_path = load_study_config(study_file)

@@ -35,9 +35,10 @@ def dashboard(
     source: str = typer.Argument(..., metavar="RUN_DIR_OR_STORAGE_URL",
                                  help="Run folder (its study.db), a .db file or an Optuna storage URL."),
     study: str = typer.Option(None, "--study", help="Study name (needed when the storage holds several)."),
-    out: Path = typer.Option(None, "--out", "-o", help="HTML file (default <run folder>/dashboard.html)."),
+    out: Path = typer.Option(None, "--out", "-o", dir_okay=False,
+                             help="HTML file (default <run folder>/dashboard.html)."),
     serve: bool = typer.Option(False, "--serve", help=f"Also start the live optuna-dashboard ({INSTALL_HINT})."),
-    port: int = typer.Option(8080, "--port", help="Port for --serve."),
+    port: int = typer.Option(8080, "--port", min=1, max=65_535, help="Port for --serve."),
 ) -> None:
     """Write the Pareto dashboard: one HTML file (plotly embedded, opens offline) with the accuracy-vs-ReLU front,
     hypervolume, insight views, the search-vs-rule table and the export command of every Pareto trial."""

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from pisearch.cli.app import app
-from pisearch.report import write_export
+from pisearch.cli.app import MAX_EPOCHS, MAX_RELUS, MAX_TRIALS, app
+from pisearch.report import check_export_target, write_export
 from pisearch.study import open_run, pick_trial, trial_model
 
 
@@ -16,18 +16,23 @@ from pisearch.study import open_run, pick_trial, trial_model
 def export(
     target: str = typer.Argument(..., metavar="RUN_DIR_OR_STORAGE_URL",
                                  help="Run folder (holding study.db), SQLite file or Optuna storage URL."),
-    out: Path = typer.Option(..., "--out", "-o", help="Export folder to write (an existing export is replaced)."),
+    out: Path = typer.Option(..., "--out", "-o", file_okay=False,
+                             help="Export folder to write (an existing export is replaced)."),
     study: str = typer.Option(None, "--study", help="Study name (needed when the storage holds several)."),
-    budget: int = typer.Option(None, "--budget", min=0, help="Most accurate trial with at most N ReLUs (exact "
+    budget: int = typer.Option(None, "--budget", min=0, max=MAX_RELUS,
+                               help="Most accurate trial with at most N ReLUs (exact "
                                "count of every site, per image)."),
-    trial: int = typer.Option(None, "--trial", min=0, help="This trial number."),
-    min_accuracy: float = typer.Option(None, "--min-accuracy", help="Fewest ReLUs at or above this validation "
+    trial: int = typer.Option(None, "--trial", min=0, max=MAX_TRIALS, help="This trial number."),
+    min_accuracy: float = typer.Option(None, "--min-accuracy", min=0, max=1,
+                                       help="Fewest ReLUs at or above this validation "
                                        "top-1 (0–1)."),
-    retrain_epochs: int = typer.Option(None, "--retrain-epochs", min=1, help="Retrain with the trial's fidelity "
+    retrain_epochs: int = typer.Option(None, "--retrain-epochs", min=1, max=MAX_EPOCHS,
+                                       help="Retrain with the trial's fidelity "
                                        "for E epochs instead of using its kept weights."),
     dataset: str = typer.Option(None, "--dataset", help="Retrain on this dataset (default: the study's)."),
 ) -> None:
     """Export one architecture: arch.json, model.safetensors, model.onnx, MODEL_CARD.md, metrics.json."""
+    check_export_target(out)
     run = open_run(target, study)
     row = pick_trial(run.trials, budget=budget, trial=trial, min_accuracy=min_accuracy)
     spec, model, metrics = trial_model(run, row, retrain_epochs=retrain_epochs, dataset=dataset)

@@ -3,20 +3,20 @@ so that it has at most B ReLUs, and write the result as a new export folder (see
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from pathlib import Path
 
 import typer
 
-from pisearch.cli.app import app
+from pisearch.cli.app import MAX_EPOCHS, MAX_SEED, app
 from pisearch.cost import count
 from pisearch.data import load_dataset
+from pisearch.config import exists, read_json
 from pisearch.errors import UserError
-from pisearch.linearize import METHODS, PRESETS, LinearizeSettings, check_budget
+from pisearch.linearize import GRANULARITIES, METHODS, PRESETS, LinearizeSettings, check_budget
 from pisearch.linearize import linearize as run_method
-from pisearch.report import load_export, write_export
+from pisearch.report import check_export_target, load_export, write_export
 
 
 def parse_budget(text: str, relus: int) -> int:
@@ -36,10 +36,7 @@ def _dataset_name(model_dir: Path, dataset: str | None) -> str:
     if dataset is not None:
         return dataset
     path = model_dir / "metrics.json"
-    try:
-        name = json.loads(path.read_text()).get("dataset")
-    except (OSError, ValueError):
-        name = None
+    name = read_json(path).get("dataset") if exists(path) else None
     if not name:
         raise UserError(f"{path}: no dataset recorded (key dataset); pass --dataset NAME")
     return name
@@ -47,9 +44,11 @@ def _dataset_name(model_dir: Path, dataset: str | None) -> str:
 
 @app.command()
 def linearize(
-    model_dir: Path = typer.Argument(..., metavar="MODEL_DIR", help="Export folder of the trained network "
+    model_dir: Path = typer.Argument(..., metavar="MODEL_DIR", exists=True, file_okay=False,
+                                     help="Export folder of the trained network "
                                      "(pisearch export)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Export folder to write (an existing export is replaced)."),
+    out: Path = typer.Option(..., "--out", "-o", file_okay=False,
+                             help="Export folder to write (an existing export is replaced)."),
     method: str = typer.Option(..., "--method", "-m", help=f"One of {', '.join(sorted(METHODS))}."),
     budget: str = typer.Option(..., "--budget", "-b", help="At most this many ReLUs (exact count of every site, "
                                "per image), or a percentage of the network's count, e.g. 10%."),
@@ -57,20 +56,26 @@ def linearize(
                                     "(exact budget); channel: per channel (within one channel's H×W)."),
     preset: str = typer.Option("short", "--preset", help="Defaults: short (measured for short runs) or paper "
                                "(the papers' values: 200 search + 100 finetune epochs)."),
-    epochs: float = typer.Option(None, "--epochs", min=0, help="Final finetune epochs (short: 5, paper: 100); "
+    epochs: float = typer.Option(None, "--epochs", min=0, max=MAX_EPOCHS,
+                                 help="Final finetune epochs (short: 5, paper: 100); "
                                  "the search's unused compute is added (short)."),
-    search_epochs: float = typer.Option(None, "--search-epochs", min=0, help="Search-phase epochs (short: 10, "
+    search_epochs: float = typer.Option(None, "--search-epochs", min=0, max=MAX_EPOCHS,
+                                        help="Search-phase epochs (short: 10, "
                                         "paper: 200)."),
     dataset: str = typer.Option(None, "--dataset", help="Dataset (default: the one in MODEL_DIR/metrics.json)."),
     kd: bool = typer.Option(True, "--kd/--no-kd", help="Distil from the un-linearized network (default on)."),
-    seed: int = typer.Option(None, "--seed", help="Seed of batch order, random scores and blocks (default 0)."),
+    seed: int = typer.Option(None, "--seed", min=0, max=MAX_SEED,
+                             help="Seed of batch order, random scores and blocks (default 0)."),
 ) -> None:
     """Linearize a trained network to a ReLU budget; writes arch.json, weights, ONNX, card and metrics."""
+    for flag, value, known in (("--method", method, sorted(METHODS)), ("--granularity", granularity, GRANULARITIES),
+                               ("--preset", preset, PRESETS)):
+        if value not in known:
+            raise UserError(f"{flag}: expected {', '.join(known[:-1])} or {known[-1]}, got {value!r}")
+    check_export_target(out)
     spec, model = load_export(model_dir)
     relus = count(spec).relus
     b = parse_budget(budget, relus)
-    if preset not in PRESETS:
-        raise UserError(f"--preset: expected {' or '.join(PRESETS)}, got {preset!r}")
     options = {"preset": preset, "finetune_epochs": epochs, "search_epochs": search_epochs, "kd": kd, "seed": seed}
     settings = LinearizeSettings(**{k: v for k, v in options.items() if v is not None})
     name = _dataset_name(model_dir, dataset)

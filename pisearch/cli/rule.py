@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 
 import typer
-from pisearch.cli.app import app
+from pisearch.cli.app import MAX_CLASSES, MAX_RELUS, MAX_RESOLUTION, MIN_RESOLUTION, app
 from pisearch.cost import count
 from pisearch.rules import deepreshape
 
 
 @app.command()
 def rule(
-    budget: int = typer.Option(..., "--budget", "-b", help="ReLU budget: scalar ReLUs per image (in --convention's count)."),
-    resolution: int = typer.Option(32, "--resolution", "-r", help="Input side in pixels."),
-    classes: int = typer.Option(10, "--classes", "-k", help="Number of classes."),
+    budget: int = typer.Option(..., "--budget", "-b", min=1, max=MAX_RELUS,
+                               help="ReLU budget: scalar ReLUs per image (in --convention's count)."),
+    resolution: int = typer.Option(32, "--resolution", "-r", min=MIN_RESOLUTION, max=MAX_RESOLUTION,
+                                   help="Input side in pixels."),
+    classes: int = typer.Option(10, "--classes", "-k", min=1, max=MAX_CLASSES, help="Number of classes."),
     convention: str = typer.Option("A", "--convention", help="A: stem ReLU kept (default); B: SNL's form, without."),
-    width_multiple: int = typer.Option(8, "--width-multiple", help="Base width m is a multiple of this."),
+    width_multiple: int = typer.Option(8, "--width-multiple", min=1, max=1024,
+                                       help="Base width m is a multiple of this."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (rule decision, cost, spec)."),
 ) -> None:
     """The HybReNet spec DeepReShape's rule gives for a ReLU budget (no training, no search), and its cost."""

@@ -2,43 +2,48 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from pisearch.cli.app import app
+from pisearch.cli.app import MAX_JOBS, MAX_TIMEOUT_S, MAX_TRIALS, MIN_TIMEOUT_S, app
 from pisearch.errors import UserError
 from pisearch.report import bin_table
 from pisearch.study import front_of, load_study_config, relu_bins, run_study, state_summary
 
 
 def parse_jobs(text: str | None) -> int | str | None:
-    """``--jobs``: a whole number ≥ 1, ``auto``, or None (not given)."""
+    """``--jobs``: a whole number in [1, MAX_JOBS], ``auto``, or None (not given)."""
     if text is None or text == "auto":
         return text
-    if not text.strip().isdigit() or int(text) < 1:
-        raise UserError(f"--jobs: expected a whole number ≥ 1 or auto, got {text!r}")
+    if not re.fullmatch(r"\s*[0-9]{1,9}\s*", text) or not 1 <= int(text) <= MAX_JOBS:
+        raise UserError(f"--jobs: expected a whole number in [1, {MAX_JOBS}] or auto, got {text!r}")
     return int(text)
 
 
 @app.command()
 def run(
-    study_file: Path = typer.Argument(..., metavar="STUDY.yaml", help="Study file (see studies/)."),
-    n_trials: int = typer.Option(None, "--n-trials", "-n", help="Total trials the study should hold (default: file)."),
-    timeout: float = typer.Option(None, "--timeout", help="Stop starting new trials after this many seconds."),
+    study_file: Path = typer.Argument(..., metavar="STUDY.yaml", exists=True, dir_okay=False,
+                                      help="Study file (see studies/)."),
+    n_trials: int = typer.Option(None, "--n-trials", "-n", min=1, max=MAX_TRIALS,
+                                 help="Total trials the study should hold (default: file)."),
+    timeout: float = typer.Option(None, "--timeout", min=MIN_TIMEOUT_S, max=MAX_TIMEOUT_S,
+                                  help="Stop starting new trials after this many seconds."),
     storage: str = typer.Option(None, "--storage", help="Optuna storage URL (default sqlite:///<out>/study.db)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Run folder (default runs/<study name>)."),
+    out: Path = typer.Option(None, "--out", "-o", file_okay=False, help="Run folder (default runs/<study name>)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     jobs: str = typer.Option(None, "--jobs", "-j", help="Worker processes on this machine sharing the study: a number, "
                              "or auto (physical cores ÷ the proxy's threads; 8 on a GPU). Default: the file's jobs, "
                              "else 1."),
 ) -> None:
     """Run (or resume) a study: trials.csv and pareto.csv are rewritten after every trial."""
+    workers = parse_jobs(jobs)
     config, space_path = load_study_config(study_file)
     result = run_study(config, space_path, n_trials=n_trials, timeout_s=timeout, storage=storage, out_dir=out,
-                       progress=progress, jobs=parse_jobs(jobs))
+                       progress=progress, jobs=workers)
     df = result.trials
     console = Console()
     console.print(f"study {config.name!r}: {state_summary(df)} — {result.wall_seconds:.0f} s — {result.out_dir}/")

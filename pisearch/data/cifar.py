@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def read_batches(layout: CifarLayout, files: tuple[str, ...], opener, where: Pat
                 batch = BatchUnpickler(fh, encoding="bytes").load()
             xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             ys.append(np.asarray(batch[layout.label_key], dtype=np.int64))
-        except (KeyError, OSError, ValueError, pickle.UnpicklingError, EOFError) as err:
+        except Exception as err:  # noqa: BLE001 - whatever a damaged file makes the unpickler raise, it is unreadable
             raise UserError(f"{where}: {layout.folder}/{f}: not a readable CIFAR batch ({err!r})") from None
     return ImageData(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)),
                      layout.num_classes, layout.name)
@@ -81,7 +82,11 @@ def load_cifar(layout: CifarLayout, root: Path | None, download: bool) -> tuple[
 
         return tuple(read_batches(layout, files, opener, root) for files in (layout.train, layout.test))
     if archive.is_file():
-        with tarfile.open(archive, "r:gz") as tar:
+        try:
+            tar = tarfile.open(archive, "r:gz")
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+            raise UserError(f"{archive}: not a readable .tar.gz archive ({err})") from None
+        with tar:
             def opener(member: str):
                 fh = tar.extractfile(member)
                 if fh is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from pisearch.data.images import ImageData
 from pisearch.data.registry import data_root, missing, register_dataset
+from pisearch.config import read_bytes
 from pisearch.errors import UserError
 
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -20,11 +22,17 @@ FASHION_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 
 def read_idx(path: Path) -> np.ndarray:
     """The array stored in an IDX file (plain or ``.gz``): magic ``0 0 dtype ndim``, big-endian dims, data."""
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as fh:
-        raw = fh.read()
+    raw = read_bytes(path)
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as err:  # not gzip, or cut short
+            raise UserError(f"{path}: not a readable .gz file ({err})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
         raise UserError(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise UserError(f"{path}: IDX file cut short (its header has {ndim} dims)")
     dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, offset=4))
     dtype = np.dtype(IDX_DTYPES[raw[2]])
     count = int(np.prod(dims))

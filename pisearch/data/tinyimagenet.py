@@ -9,6 +9,7 @@ import torch
 
 from pisearch.data.images import ImageData
 from pisearch.data.registry import data_root, missing, register_dataset
+from pisearch.config import read_text
 from pisearch.errors import UserError
 
 TINY_FOLDER = "tiny-imagenet-200"
@@ -35,9 +36,13 @@ def decode_jpegs(paths: list[Path]) -> torch.Tensor:
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
-def read_lines(path: Path) -> list[list[str]]:
-    """Whitespace-separated fields of each non-empty line."""
-    return [line.split() for line in path.read_text().splitlines() if line.strip()]
+def read_lines(path: Path, fields: int = 1) -> list[list[str]]:
+    """Whitespace-separated fields of each non-empty line, each with at least ``fields`` of them."""
+    rows = [line.split() for line in read_text(path).splitlines() if line.strip()]
+    short = next((i for i, row in enumerate(rows) if len(row) < fields), None)
+    if short is not None:
+        raise UserError(f"{path}: non-empty line {short + 1} has {len(rows[short])} field(s), expected {fields} or more")
+    return rows
 
 
 @register_dataset("tinyimagenet")
@@ -58,12 +63,14 @@ def tinyimagenet(root: Path | None, download: bool) -> tuple[ImageData, ImageDat
     annotations = base / "val" / "val_annotations.txt"
     if not annotations.is_file():
         raise missing("tinyimagenet", [annotations], f"the val annotations are part of {TINY_URL}")
-    unknown = sorted({row[1] for row in read_lines(annotations)} - set(label))
+    unknown = sorted({row[1] for row in read_lines(annotations, 2)} - set(label))
     if unknown:
         raise UserError(f"{annotations}: wnids not in wnids.txt: {', '.join(unknown[:5])}")
-    test_files = [(base / "val" / "images" / row[0], label[row[1]]) for row in read_lines(annotations)]
-    if not train_files or not test_files:
-        raise UserError(f"{base}: no train images under train/<wnid>/images/*.JPEG or no val annotations")
+    test_files = [(base / "val" / "images" / row[0], label[row[1]]) for row in read_lines(annotations, 2)]
+    if not train_files:
+        raise UserError(f"{base}: no train images under train/<wnid>/images/*.JPEG")
+    if not test_files:
+        raise UserError(f"{annotations}: no val annotations in it")
 
     def load(files: list[tuple[Path, int]]) -> ImageData:
         y = torch.tensor([c for _, c in files], dtype=torch.int64)

@@ -25,6 +25,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from pisearch.cost import Cost, count, estimate
+from pisearch.config import read_text
 from pisearch.errors import UserError
 from pisearch.models import build
 from pisearch.spec import ArchSpec
@@ -51,9 +52,7 @@ def write_export(out_dir: str | Path, spec: ArchSpec, model: nn.Module, metrics:
     and the Relu nodes of ``model.onnx`` produce exactly ``count(spec).relus`` elements per image (ValueError
     otherwise: the model does not implement the spec).
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not _replaceable(out_dir):
-        raise UserError(f"{out_dir}: exists and is not an export folder (no arch.json); refusing to overwrite it")
+    out_dir = check_export_target(out_dir)
     onnx = _require_onnx()
     model = copy.deepcopy(model).cpu().float().eval()
     cost = count(spec)
@@ -79,13 +78,22 @@ def write_export(out_dir: str | Path, spec: ArchSpec, model: nn.Module, metrics:
     return out_dir
 
 
+def check_export_target(out_dir: str | Path) -> Path:
+    """``out_dir`` as a Path if an export may be written there (nothing, an empty folder or an earlier export);
+    anything else raises one UserError line. Commands call it before they train or read anything."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not _replaceable(out_dir):
+        raise UserError(f"{out_dir}: exists and is not an export folder (no arch.json); refusing to overwrite it")
+    return out_dir
+
+
 def load_export(path: str | Path) -> tuple[ArchSpec, nn.Module]:
     """The spec and the model (eval mode, CPU) of an export folder; weights are read with safetensors."""
     path = Path(path)
     for name in ("arch.json", "model.safetensors"):
         if not (path / name).is_file():
             raise UserError(f"{path}: not an export folder ({name} is missing)")
-    spec = ArchSpec.from_json((path / "arch.json").read_text(), source=str(path / "arch.json"))
+    spec = ArchSpec.from_json(read_text(path / "arch.json"), source=str(path / "arch.json"))
     model = build(spec)
     try:
         load_model(model, str(path / "model.safetensors"), strict=True)

@@ -98,7 +98,7 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
     if jobs > 1 and prep.store.location.kind == "sqlite" and prep.store.location.path is None:
         raise UserError("--jobs: worker processes need a storage they can share (a SQLite file, a journal file or a "
                         "database server), not an in-memory SQLite database")
-    timeout_s = timeout_s or config.timeout_s
+    timeout_s = config.timeout_s if timeout_s is None else timeout_s
     deadline = None if timeout_s is None else time.perf_counter() + timeout_s
     store, study = prep.store, prep.study
     bar = Progress(prep.total, count_slots(study, FINISHED), progress)

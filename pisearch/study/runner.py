@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from pisearch.config import validate
+from pisearch.config import new_folder, validate
 from pisearch.data import Splits, load_dataset
 from pisearch.errors import UserError
 from pisearch.space import SearchSpace
@@ -151,19 +151,31 @@ def prepare_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_tri
     enqueued = enqueued_trials(config, space, splits.train.num_classes, splits.train.x.shape[1])
     out_dir = Path(out_dir) if out_dir else Path("runs") / config.name
     url = storage or config.storage.url
-    if url is None:  # the default SQLite file lives in the run folder
-        out_dir.mkdir(parents=True, exist_ok=True)
-        url = default_location(out_dir).url
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    total = config.n_trials if n_trials is None else n_trials
+    if url is None:  # the default SQLite file lives in the run folder
+        if not out_dir.exists():  # a new run folder appears with its storage made and its baselines queued, or not
+            with new_folder(out_dir) as tmp:
+                _open_and_queue(config, space, default_location(tmp).url, worker_id, child, enqueued, total)[0].close()
+        url = default_location(out_dir).url
+    store, study = _open_and_queue(config, space, url, worker_id, child, enqueued, total)
+    return PreparedStudy(study, config, space, splits, store, out_dir, total)
+
+
+def _open_and_queue(config: StudyConfig, space: SearchSpace, url: str, worker_id: int, child: bool,
+                    enqueued: list, total: int) -> tuple[Store, optuna.Study]:
+    """Open the study at ``url`` and, unless ``child``, re-queue a dead run's trials (SQLite), enqueue the
+    candidates no trial holds yet and store the total: one process at a time (:meth:`Store.exclusive`), so two
+    runs started at once on a new study enqueue its baselines once."""
     store = open_store(config, url)
     study = open_study(config, space, store, worker_id)
-    total = n_trials or config.n_trials
     if not child:
-        if store.location.kind == "sqlite":
-            store.requeue_dead(study, REQUEUED_ATTRS)
-        enqueue_once(study, enqueued)
-        study.set_user_attr("n_trials", total)
-    return PreparedStudy(study, config, space, splits, store, out_dir, total)
+        with store.exclusive(f"pisearch enqueue {config.name}"):
+            if store.location.kind == "sqlite":
+                store.requeue_dead(study, REQUEUED_ATTRS)
+            enqueue_once(study, enqueued)
+            study.set_user_attr("n_trials", total)
+    return store, study
 
 
 def load_stored_study(storage: str, name: str) -> tuple[StudyConfig, SearchSpace, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 
 import optuna
 import pandas as pd
+import sqlalchemy
 import sqlalchemy.exc
 from sqlalchemy import event
 from optuna.exceptions import ExperimentalWarning
@@ -23,6 +26,7 @@ from pisearch.study.store._frames import (
 )
 from pisearch.study.store._location import Location, locate, locate_existing
 
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 CONNECT_TIMEOUT_S = 10  # an unreachable server is reported after this long instead of hanging
 # A SQLite writer waits this long for another process's write lock (sqlite3's default, 5 s, lost 1 of 320 trial
 # completions with 8 processes writing flat out; 60 s lost none: benchmarks/storage_writers.py).
@@ -96,6 +100,7 @@ class Store:
         and re-queued once with its ``keep_attrs``. A URL that cannot be opened raises a one-line UserError."""
         location = locate(url)
         retry = RetryStaleOnce(keep_attrs)
+        _check_sqlite_file(location)
         with _opening(location):
             if location.kind == "journal":
                 return cls(location, JournalStorage(JournalFileBackend(str(location.path))))
@@ -118,6 +123,48 @@ class Store:
             kwargs = {} if location.kind == "sqlite" else {
                 "engine_kwargs": {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}}
             return cls(location, RDBStorage(location.reader_url(), skip_table_creation=True, **kwargs))
+
+    @contextmanager
+    def exclusive(self, key: str) -> Iterator[None]:
+        """Hold a lock named ``key`` on this storage while the block runs, so that processes doing the same
+        read-then-write (enqueue the baselines no trial holds yet) do it one after the other: a PostgreSQL
+        advisory lock or MySQL's GET_LOCK on servers, ``flock`` on the storage file otherwise (SQLite and journal
+        files; SQLite's own locks are fcntl locks, which flock does not touch). A lock dies with its process."""
+        if self.location.kind == "server":
+            engine = self.storage.engine
+            with engine.connect() as con:
+                if engine.dialect.name == "postgresql":
+                    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+                    con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": digest})
+                    try:
+                        yield
+                    finally:
+                        con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": digest})
+                elif engine.dialect.name == "mysql":
+                    name = hashlib.sha256(key.encode()).hexdigest()[:60]
+                    con.execute(sqlalchemy.text("SELECT GET_LOCK(:n, -1)"), {"n": name})
+                    try:
+                        yield
+                    finally:
+                        con.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+                else:  # another database: no lock (its writers race as before)
+                    yield
+            return
+        if self.location.path is None:  # in-memory SQLite: one process
+            yield
+            return
+        with open(self.location.path, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Close the storage's database connections (before its file is moved)."""
+        engine = getattr(self.storage, "engine", None)
+        if engine is not None:
+            engine.dispose()
 
     # ---- studies -------------------------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -246,6 +293,25 @@ def read_study(target: str, name: str | None = None) -> StoredStudy:
     study = store.load(store.pick(name))
     return StoredStudy(study, store.trials(study), store.seed_runs(study.study_name), store.location,
                        store.check_frame(study.study_name))
+
+
+def _check_sqlite_file(location: Location) -> None:
+    """A SQLite storage file that exists must be one (or empty: a new database); SQLite would otherwise take over
+    a file of other bytes and write into it."""
+    path = location.path
+    if location.kind != "sqlite" or path is None:
+        return
+    try:
+        if path.is_dir():
+            raise UserError(f"storage {location.label}: {path} is a folder, expected a SQLite database file")
+        if not path.exists():
+            return
+        with open(path, "rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError as err:
+        raise UserError(f"storage {location.label}: cannot read {path} ({err.strerror or err})") from None
+    if head and head != SQLITE_HEADER:
+        raise UserError(f"storage {location.label}: {path} is not a SQLite database; refusing to write into it")
 
 
 @contextmanager
