@@ -114,6 +114,20 @@ def unreadable(path: Path) -> None:
     sock.close()
 
 
+def damage(path: Path, change: str, data: Any, content: bytes) -> None:
+    """Replace the file at ``path`` (whose bytes were ``content``) as ``change`` says: other ``bytes`` (``data``),
+    a ``truncate``\ d copy (its first ``data`` bytes), a ``folder``, or something ``unreadable``."""
+    path.unlink()
+    if change == "bytes":
+        path.write_bytes(data)
+    elif change == "truncate":
+        path.write_bytes(content[:data])
+    elif change == "folder":
+        path.mkdir()
+    else:
+        unreadable(path)
+
+
 def snapshot(folder: Path) -> dict[str, Any]:
     """Every entry under ``folder``: a SQLite storage by its SQL dump, another file by its hash, a folder by name."""
     out: dict[str, Any] = {}
@@ -215,16 +229,7 @@ def apply(case: Path, name: str, what: str, how: Any) -> list[str]:
     if what == "file":
         rel, (change, data) = how
         path = case / rel
-        content = path.read_bytes()
-        path.unlink()
-        if change == "bytes":
-            path.write_bytes(data)
-        elif change == "truncate":
-            path.write_bytes(content[:data])
-        elif change == "folder":
-            path.mkdir()
-        else:
-            unreadable(path)
+        damage(path, change, data, path.read_bytes())
         return args
     flag, value = how
     if "Path" in str(next(p for p in COMMANDS[name] if p.opts[0] == flag).type_descriptor.annotation):

@@ -188,7 +188,7 @@ def test_refuses_to_replace_a_folder_that_is_not_an_export(tmp_path):
 # Choosing the trial
 # ---------------------------------------------------------------------------------------------------------------
 def frame(rows):
-    base = {"state": "COMPLETE", "feasible": True, "spec": "{}", "level": 0, "reason": None}
+    base = {"state": "COMPLETE", "feasible": True, "source": "search", "spec": "{}", "level": 0, "reason": None}
     return pd.DataFrame([{**base, **r} for r in rows])
 
 

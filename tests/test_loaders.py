@@ -9,7 +9,6 @@ import io
 import os
 import pickle
 import shutil
-import socket
 import tarfile
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ from pisearch.space import SearchSpace
 from pisearch.spec import ArchSpec, net
 from pisearch.study import load_study_config
 
-from tests.test_cli_fuzz import DERANDOMIZE, study_text
+from tests.test_cli_fuzz import DERANDOMIZE, damage, study_text
 from tests.test_study import TINY
 
 EXAMPLES = int(os.environ.get("PISEARCH_FUZZ_EXAMPLES", "30"))  # generated cases per file kind
@@ -94,20 +93,6 @@ CONFIGS = {
     "metrics.json": (b'{"dataset": "digits"}', read_json),
     "any.yaml": (b"a: 1\n", read_yaml),
 }
-
-
-def damage(path: Path, change: str, data, content: bytes) -> None:
-    path.unlink()
-    if change == "bytes":
-        path.write_bytes(data)
-    elif change == "truncate":
-        path.write_bytes(content[:data])
-    elif change == "folder":
-        path.mkdir()
-    else:  # unreadable: a Unix socket (open fails even for root)
-        sock = socket.socket(socket.AF_UNIX)
-        sock.bind(str(path))
-        sock.close()
 
 
 DAMAGE = st.one_of(st.tuples(st.just("bytes"), st.binary(max_size=2000)),
