@@ -116,7 +116,7 @@ def unreadable(path: Path) -> None:
 
 def damage(path: Path, change: str, data: Any, content: bytes) -> None:
     """Replace the file at ``path`` (whose bytes were ``content``) as ``change`` says: other ``bytes`` (``data``),
-    a ``truncate``\ d copy (its first ``data`` bytes), a ``folder``, or something ``unreadable``."""
+    a truncated copy (its first ``data`` bytes), a ``folder``, or something ``unreadable``."""
     path.unlink()
     if change == "bytes":
         path.write_bytes(data)

@@ -13,11 +13,13 @@ from typer._click.exceptions import UsageError  # typer vendors click; its usage
 from pisearch.errors import UserError
 
 
-def cli() -> Any:
-    """The click command of every ``pisearch`` command, each of its values checked (:mod:`pisearch.cli.values`)."""
-    for mod in pkgutil.iter_modules(__path__):
-        if mod.name not in ("app", "__main__"):
-            importlib.import_module(f"{__name__}.{mod.name}")
+def cli(only: str | None = None) -> Any:
+    """The click command of every ``pisearch`` command, each of its values checked (:mod:`pisearch.cli.values`);
+    ``only``: the name of one command (its module), when the command line names it, so ``pisearch count`` does not
+    pay for importing what ``run`` needs (torch, Optuna, pandas: ~5 s)."""
+    names = [m.name for m in pkgutil.iter_modules(__path__) if m.name not in ("app", "__main__", "values")]
+    for name in [only] if only in names else names:
+        importlib.import_module(f"{__name__}.{name}")
     from pisearch.cli.app import app
     from pisearch.cli.values import command
 
@@ -27,8 +29,9 @@ def cli() -> Any:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``pisearch`` console script (``argv``: the arguments, default ``sys.argv[1:]``). A
     :class:`UserError` or a usage error prints one line (``error: …``) on stderr and exits 2; never a traceback."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        code = cli().main(args=argv, prog_name="pisearch", standalone_mode=False)
+        code = cli(args[0] if args else None).main(args=args, prog_name="pisearch", standalone_mode=False)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)

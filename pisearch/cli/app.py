@@ -1,7 +1,7 @@
 """The typer application and helpers shared by the command modules of ``pisearch.cli``.
 
 Each command lives in its own module of this package and registers itself with ``@app.command()``;
-``pisearch.cli.main`` imports them all.
+``pisearch.cli.main`` imports them all, or only the one the command line names.
 """
 
 from __future__ import annotations

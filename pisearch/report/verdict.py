@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 CONFIDENCE = 0.95
 
@@ -53,6 +52,9 @@ def paired(a: Mapping[int, float], b: Mapping[int, float]) -> Paired:
     if len(d) < 2:
         mean, low, high = (float(d.mean()) if len(d) else math.nan), math.nan, math.nan
     else:
+        from scipy import stats  # here, not at import: scipy.stats takes 2.5 s to import and every CLI command
+                                 # imports this module
+
         mean = float(d.mean())
         half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
         low, high = mean - half, mean + half
