@@ -199,3 +199,14 @@ def test_export_and_dashboard_read_every_level_of_a_promoted_run(tmp_path):
     _, _, metrics = trial_model(run, promoted)  # its kept weights, which say they were warm-started
     assert metrics["level"] == 1 and "first 1 epochs were trained at the level below" in metrics["weights"]
     assert sorted(load_dashboard_data(str(tmp_path / "run")).trials["level"].unique()) == [0, 1]
+
+
+def test_a_level_study_without_trials_reads_as_no_rows():
+    """A level (or check) study another worker has just created holds no trial yet: its rows are empty, not a
+    KeyError in the supervisor's report refresh (seen under --jobs 2)."""
+    from pisearch.study.store._frames import level_rows
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for level in (1, -1):
+        rows = level_rows(study, level)
+        assert rows.empty and {"number", "level", "level_trial"} <= set(rows.columns)

@@ -95,8 +95,9 @@ def level_rows(study: optuna.Study, level: int) -> pd.DataFrame:
     df = trials_frame(study)
     if level == 0:
         return df.assign(level=df["level"].fillna(0))
-    df = df[df[PARENT].notna()] if PARENT in df else df.iloc[0:0]
-    return df.assign(level_trial=df["number"], number=df[PARENT].astype(int), level=level)
+    parent = df[PARENT] if PARENT in df else pd.Series(float("nan"), index=df.index)  # no column: no trials yet
+    df = df[parent.notna()]
+    return df.assign(level_trial=df["number"], number=parent[df.index].astype(int), level=level)
 
 
 def concat_levels(frames: list[pd.DataFrame]) -> pd.DataFrame:
