@@ -36,7 +36,7 @@ from pisearch.study.linearize_stage import linearize_front
 from pisearch.study.objective import WORKER
 from pisearch.study.records import fidelity_report, write_reports
 from pisearch.study.runner import (
-    REQUEUED_ATTRS, WAIT_POLL_S, WAITING, PreparedStudy, Progress, count_trials, prepare_study, run_levels, run_round,
+    REQUEUED_ATTRS, WAITING, PreparedStudy, Progress, count_trials, prepare_study, run_levels, run_round,
 )
 from pisearch.study.seeds import run_seed_stage
 from pisearch.study.slots import FINISHED, count_slots
@@ -114,7 +114,8 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
                        requeue=store.location.kind == "sqlite")
             run_fidelity_check(prep, worker_id, write, progress, wait_for_others=heartbeats,
                                requeue=store.location.kind == "sqlite")
-            run_seed_stage(prep, worker_id, write, progress, WAIT_POLL_S if heartbeats else None)
+            run_seed_stage(prep, worker_id, write, progress, wait_for_others=heartbeats,
+                           requeue=store.location.kind == "sqlite")
         else:
             Supervisor(prep, jobs, deadline, bar, write).run()
         if config.linearize is not None and worker_id == 0 and count_slots(study, FINISHED) >= prep.total:
@@ -159,7 +160,7 @@ def work(job: WorkerJob) -> None:
         run_round(prep, job.worker_id, deadline, [], wait_for_others=True)
         run_levels(prep, job.worker_id, lambda *_: None, False, wait_for_others=True, requeue=False)
         run_fidelity_check(prep, job.worker_id, lambda *_: None, False, wait_for_others=True, requeue=False)
-        run_seed_stage(prep, job.worker_id, lambda *_: None, False, WAIT_POLL_S)
+        run_seed_stage(prep, job.worker_id, lambda *_: None, False, wait_for_others=True, requeue=False)
     except UserError as err:
         print(f"error: worker {job.worker_id}: {err}", file=sys.stderr)
         sys.exit(2)

@@ -13,13 +13,12 @@ same design train once (identical spec, fidelity and seed reuse the result).
 from __future__ import annotations
 
 import optuna
-
 import pandas as pd
 
 from pisearch.report import seed_contenders
 from pisearch.study.objective import CANDIDATE_ATTRS, TRAIN_SEED, TrialRunner, holds_result
-from pisearch.study.promotion import Callback, plain, train_waiting
-from pisearch.study.runner import PreparedStudy, Progress
+from pisearch.study.promotion import Callback, plain
+from pisearch.study.runner import WAIT_POLL_S, PreparedStudy, train_stage
 from pisearch.study.slots import FINISHED, count_slots
 from pisearch.study.store import PARENT, seeds_name
 
@@ -63,17 +62,13 @@ class ByLevel:
 
 
 def run_seed_stage(prep: PreparedStudy, worker_id: int, on_trial: Callback, progress: bool,
-                   wait_s: float | None) -> None:
+                   wait_for_others: bool, requeue: bool) -> None:
     """Re-train the contenders with every seed (module docstring), once the round is complete and the study has
-    rule points; ``wait_s``: poll until seed runs other processes train have ended."""
+    rule points (:func:`~pisearch.study.runner.train_stage`). ``requeue``: seed runs a dead run left RUNNING are
+    re-queued (only where no other process may be running them)."""
     config = prep.config
     if config.compare.seeds == 0 or count_slots(prep.study, FINISHED) < prep.total or not config.baselines.deepreshape:
         return
-    study, _ = enqueue_seed_runs(prep)
-    waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
-    bar = Progress(waiting, 0, progress, "seeds")
-    try:
-        train_waiting(ByLevel(prep, worker_id), prep.store, study, [on_trial, bar], wait_s=wait_s,
-                      identity=(PARENT, "level", TRAIN_SEED))
-    finally:
-        bar.close()
+    wait_s = min(WAIT_POLL_S, config.storage.heartbeat_interval_s) if wait_for_others else None
+    train_stage(lambda: enqueue_seed_runs(prep), ByLevel(prep, worker_id), prep.store, on_trial, progress, "seeds",
+                wait_s, requeue, identity=(PARENT, "level", TRAIN_SEED))
