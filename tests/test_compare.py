@@ -167,3 +167,44 @@ def test_zero_relu_front_point_counts_as_one_relu():
         warnings.simplefilter("error")
         assert relus_to_reach(points, 0.4) == 1.0
         assert relus_to_reach(points, 0.6) == pytest.approx(10.0)  # halfway between log10(1) and log10(100)
+
+
+SENSITIVITY = frame([
+    (0, "COMPLETE", "rule", 0, 2_560, 0.80, 3_000, 10, spec(1)),
+    (1, "COMPLETE", "rule", 0, 9_216, 0.81, 10_000, 10, spec(2)),
+    (2, "COMPLETE", "rule", 0, 23_296, 0.82, 24_000, 10, spec(3)),
+    (3, "COMPLETE", "search", 0, 5_000, 0.79, NAN, 10, spec(4)),
+])
+
+
+def seed_runs(accuracy: dict[int, list[float]]) -> pd.DataFrame:
+    """Completed seed re-trainings (seeds 1000, 2000, …) of level-0 trials: trial number → accuracy per seed."""
+    return pd.DataFrame([{"parent": n, "level": 0, "train_seed": 1000 * (k + 1), "state": "COMPLETE",
+                          "accuracy": a, "train_seconds": 1.0} for n, accs in accuracy.items()
+                         for k, a in enumerate(accs)])
+
+
+def test_relu_sensitivity_says_whether_the_fidelity_separates_the_rules_budgets():
+    from pisearch.report import relu_sensitivity
+
+    # the most-ReLU point (trial 2) clearly ahead of the fewest-ReLU one (trial 0), same seeds: the fidelity separates
+    runs = seed_runs({0: [0.80, 0.81, 0.79], 2: [0.85, 0.87, 0.86]})
+    win = relu_sensitivity(compare_table(SENSITIVITY, runs), runs)
+    assert (win["most_relus"], win["fewest_relus"], win["seeds"]) == (23_296, 2_560, 3)
+    assert win["verdict"] == "win" and win["difference"] == pytest.approx(0.06)
+    assert win["text"].startswith("the fidelity separates") and "23,296-ReLU point vs its 2,560-ReLU" in win["text"]
+
+    # noise only (differences of both signs): a tie, reported as a warning that ties mean "not separable here"
+    runs = seed_runs({0: [0.80, 0.82, 0.79], 2: [0.81, 0.80, 0.80]})
+    tie = relu_sensitivity(compare_table(SENSITIVITY, runs), runs)
+    assert tie["verdict"] == "tie" and tie["low"] < 0 < tie["high"]
+    assert tie["text"].startswith("warning:") and "not separable here" in tie["text"]
+
+    # more ReLUs clearly worse: the proxy is too short for this range
+    runs = seed_runs({0: [0.80, 0.81, 0.82], 2: [0.70, 0.71, 0.71]})
+    assert relu_sensitivity(compare_table(SENSITIVITY, runs), runs)["verdict"] == "loss"
+
+    # without seed runs: the single-seed difference and no verdict; one rule point: nothing to say
+    single = relu_sensitivity(compare_table(SENSITIVITY))
+    assert single["verdict"] == "" and single["difference"] == pytest.approx(0.02) and "one seed" in single["text"]
+    assert relu_sensitivity(compare_table(SENSITIVITY[SENSITIVITY["number"] != 2].iloc[1:])) is None

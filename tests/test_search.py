@@ -4,6 +4,7 @@ NSGA-II breeds; seeds from the rule's designs; a compute cap; verdicts re-traine
 Training is replaced by a deterministic stand-in (accuracy from the network's size and the training seed), so
 these tests check the study's machinery in seconds; tests/test_study.py trains for real."""
 
+import html
 import math
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import yaml
 import pisearch.study.objective as objective_mod
 from pisearch.cost import count
 from pisearch.errors import UserError
+from pisearch.report import dashboard_html
 from pisearch.rules import deepreshape_rule
 from pisearch.space import SearchSpace
 from pisearch.study import load_study_config, run_study
@@ -148,6 +150,11 @@ def test_compare_seeds_give_verdicts_with_error_bars(tmp_path, trained):
     # the seeded rule design is a contender of its own budget at worst: the search never loses to itself
     assert (compare["search_best_accuracy"] >= compare["rule_accuracy"]).all()
     assert set(compare["verdict"]) <= {"win", "tie"}
+    # whether the fidelity separates the rule's budgets is said before the verdicts: notes, summary, dashboard
+    (line,) = [n for n in result.notes if "-ReLU point vs its" in n]
+    assert line in (tmp_path / "run" / "compare_notes.txt").read_text()
+    page = dashboard_html(result.trials, {"study": "s"}, seed_runs=runs)
+    assert "id='relu-sensitivity'" in page and html.escape(line) in page
 
 
 def test_quickstart_study_is_valid_and_seeded():

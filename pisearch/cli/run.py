@@ -53,7 +53,7 @@ def run(
             f"{b.relus_low:,}–{b.relus_high:,}: {b.trials} ({b.measured} measured"
             + (f", best {b.best_accuracy:.4f})" if b.best_accuracy == b.best_accuracy else ")")
             for b in bins.itertuples()), soft_wrap=True)
-    for line in result.fidelity:  # rank agreement of the fidelities (fidelity.json)
+    for line in result.notes:  # ReLU sensitivity of the fidelity, rank agreements (compare_notes.txt)
         console.print(line, markup=False, soft_wrap=True, style="bold red" if "warning:" in line else None)
     front = front_of(df, config.objectives)
     table = Table(title=f"Pareto front ({', '.join(config.objectives)}; ReLUs = every site of the spec)")

@@ -6,7 +6,8 @@ from pisearch.report.agreement import (
     spearman_rho, spread_numbers,
 )
 from pisearch.report.compare import (
-    SEARCHED, bin_table, compare_table, highest_level, hypervolume_vs_rule, measured, seed_contenders, trials_table,
+    SEARCHED, bin_table, compare_table, highest_level, hypervolume_vs_rule, measured, relu_sensitivity, seed_contenders,
+    trials_table,
 )
 from pisearch.report.dashboard import dashboard_html
 from pisearch.report.export import check_export_target, load_export, write_export
@@ -17,5 +18,5 @@ from pisearch.report.verdict import paired
 __all__ = ["MIN_CANDIDATES", "MIN_TAU", "PROXY_TRAINED", "SEARCHED", "agreement_of", "bin_table", "check_export_target",
            "compare_table", "dashboard_html", "highest_level", "hypervolume_2d", "hypervolume_vs_rule", "kendall_tau_b",
            "level_agreements", "linearized_table", "load_export", "measured", "paired", "pareto_front", "pareto_mask",
-           "proxy_trained", "rank_agreement", "rank_agreements", "seed_contenders", "shared_hypervolume",
-           "spearman_rho", "spread_numbers", "trials_table", "write_export"]
+           "proxy_trained", "rank_agreement", "rank_agreements", "relu_sensitivity", "seed_contenders",
+           "shared_hypervolume", "spearman_rho", "spread_numbers", "trials_table", "write_export"]

@@ -194,6 +194,37 @@ def compare_table(trials: pd.DataFrame, seed_runs: pd.DataFrame | None = None) -
     return out.sort_values(["budget", "rule_relus"], kind="stable").reset_index(drop=True)
 
 
+def relu_sensitivity(table: pd.DataFrame, seed_runs: pd.DataFrame | None = None) -> dict | None:
+    """Does the fidelity reward ReLUs at all? The rule point of :func:`compare_table`'s ``table`` with the most
+    ReLUs against the one with the fewest (at 16² the rule's designs differ only in how many stages they cull, so
+    this is the accuracy its extra ReLUs buy), paired over the seed runs both have: ``difference`` (accuracy
+    units, most − fewest), its 95 % ``low``/``high``, ``verdict`` and a one-line ``text`` that starts with
+    ``warning:`` when the fidelity cannot show the extra ReLUs' worth (a tie or a loss: then a ``tie`` in
+    compare.csv means "not separable at this fidelity", not "equal"). Without seed runs: the single-seed difference,
+    no verdict. None when the table has fewer than two rule points with different ReLU counts."""
+    rows = table.dropna(subset=["rule_accuracy"])
+    if rows["rule_relus"].nunique() < 2:
+        return None
+    most, fewest = rows.loc[rows["rule_relus"].idxmax()], rows.loc[rows["rule_relus"].idxmin()]
+    p = paired(_seed_accuracies(seed_runs, most["rule_number"], int(most["level"])),
+               _seed_accuracies(seed_runs, fewest["rule_number"], int(fewest["level"])))
+    points = f"the rule's {most['rule_relus']:,.0f}-ReLU point vs its {fewest['rule_relus']:,.0f}-ReLU point"
+    out = {"most_relus": float(most["rule_relus"]), "fewest_relus": float(fewest["rule_relus"]),
+           "seeds": len(p.seeds), "difference": p.difference, "low": p.low, "high": p.high, "verdict": p.verdict}
+    if not p.verdict:
+        out["difference"] = float(most["rule_accuracy"] - fewest["rule_accuracy"])
+        out["text"] = f"{points}: {out['difference']:+.4f} on one seed (compare: seeds gives it an interval)"
+        return out
+    measured_as = f"{p.difference:+.4f} (95 % {p.low:+.4f} … {p.high:+.4f}, {len(p.seeds)} seeds)"
+    if p.verdict == "win":
+        out["text"] = f"the fidelity separates the rule's budgets: {points}: {measured_as}"
+    else:
+        out["text"] = (f"warning: {points}: {measured_as}: at this fidelity the rule's extra ReLUs buy no "
+                       "accuracy it can measure, so a tie in compare.csv means 'not separable here', not 'equal'; "
+                       "lengthen the proxy (fidelity: epochs, train_subset) before reading the verdicts")
+    return out
+
+
 def bin_table(trials: pd.DataFrame, bins: list[tuple[int, int]]) -> pd.DataFrame:
     """Searched trials per ReLU bin (``budget.bins``): how many were sampled into it (level 0, any state, by their
     ReLU count), how many were measured, and the best accuracy there (each candidate at its highest level)."""

@@ -21,7 +21,7 @@ from plotly.offline import get_plotlyjs
 
 from pisearch.report.compare import (
     FRONT_OBJECTIVES, HV_AXES, SEARCHED, accuracy_by_width, bin_table, compare_table, highest_level,
-    hypervolume_vs_rule, log_relus, measured, stage_relu_share, trials_table,
+    hypervolume_vs_rule, log_relus, measured, relu_sensitivity, stage_relu_share, trials_table,
 )
 from pisearch.report.linearized import PROXY_TRAINED, linearized_table
 from pisearch.report.pareto import hypervolume_2d, pareto_front, pareto_mask
@@ -283,7 +283,13 @@ def _plots(trials: pd.DataFrame, export: Callable[[int], str] | None, seed_runs:
     ]
     if bins:
         parts.append("<h2>Searched trials per ReLU bin</h2>" + _table_html(bin_table(trials, bins), BIN_VIEW, "bins"))
-    parts.append("<h2>Search vs DeepReShape rule (per budget)</h2>" + (
+    sensitivity = relu_sensitivity(compare, seed_runs) if len(compare) else None
+    if sensitivity is not None:  # whether this fidelity can separate the rule's budgets at all
+        style = "empty" if sensitivity["text"].startswith("warning:") else "note"
+        compare_head = f"<p id='relu-sensitivity' class='{style}'>{html.escape(sensitivity['text'])}.</p>"
+    else:
+        compare_head = ""
+    parts.append("<h2>Search vs DeepReShape rule (per budget)</h2>" + compare_head + (
         _table_html(compare, COMPARE_VIEW, "compare-table") if len(compare) else
         "<p class='note'>No measured DeepReShape rule points in this study (add <code>baselines: deepreshape: "
         "budgets: [...]</code> to the study file).</p>"))

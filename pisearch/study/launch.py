@@ -34,7 +34,7 @@ from pisearch.study.dashboard_data import write_dashboard
 from pisearch.study.fidelity_check import run_fidelity_check
 from pisearch.study.linearize_stage import linearize_front
 from pisearch.study.objective import WORKER
-from pisearch.study.records import fidelity_report, write_reports
+from pisearch.study.records import run_notes, write_reports
 from pisearch.study.runner import (
     REQUEUED_ATTRS, WAITING, PreparedStudy, Progress, count_trials, prepare_study, run_levels, run_round,
 )
@@ -53,7 +53,7 @@ class RunResult:
     out_dir: Path
     trials: pd.DataFrame
     wall_seconds: float
-    fidelity: tuple[str, ...] = ()  # one line per rank agreement (fidelity.json), warnings included
+    notes: tuple[str, ...] = ()  # records.notes_of: ReLU sensitivity and rank agreements, warnings included
 
 
 def physical_cores() -> int:
@@ -91,7 +91,8 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
     level, run the ``fidelity_check:`` and ``linearize:`` stages, and write the reports (after every trial, so
     nothing is lost on a crash) and the dashboard. ``jobs`` (default: the file's ``jobs``): worker processes on this
     machine (module docstring); ``worker_id`` seeds the sampler of a single-process run (``pisearch worker``).
-    ``RunResult.fidelity``: the rank agreements of ``fidelity.json`` as lines, warnings included."""
+    ``RunResult.notes``: :func:`~pisearch.study.records.notes_of` (the ReLU sensitivity of the fidelity and the rank
+    agreements of ``fidelity.json``), warnings included."""
     start = time.perf_counter()
     prep = prepare_study(config, space, n_trials=n_trials, storage=storage, out_dir=out_dir, worker_id=worker_id)
     jobs = resolve_jobs(config.jobs if jobs is None else jobs, config)
@@ -125,8 +126,7 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
         frame = write()
     if config.dashboard:
         write_dashboard(store.location.url, study=config.name, out=prep.out_dir / "dashboard.html")
-    agreements = fidelity_report(store, study, frame)["agreements"]
-    return RunResult(study, prep.out_dir, frame, time.perf_counter() - start, tuple(e["text"] for e in agreements))
+    return RunResult(study, prep.out_dir, frame, time.perf_counter() - start, run_notes(store, study, frame))
 
 
 @dataclass(frozen=True)

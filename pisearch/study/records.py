@@ -12,7 +12,7 @@ import pandas as pd
 
 from pisearch.report import (
     MIN_CANDIDATES, MIN_TAU, compare_table, highest_level, hypervolume_vs_rule, linearized_table, measured,
-    pareto_front, proxy_trained, rank_agreements, trials_table,
+    pareto_front, proxy_trained, rank_agreements, relu_sensitivity, trials_table,
 )
 from pisearch.study.config import OBJECTIVES
 from pisearch.study.store import CHECK_ATTR, Store
@@ -45,13 +45,33 @@ def fidelity_report(store: Store, study: optuna.Study, trials: pd.DataFrame) -> 
     return {"study": study.study_name, "min_tau": MIN_TAU, "min_candidates": MIN_CANDIDATES, "agreements": agreements}
 
 
+def notes_of(agreements: list[dict], compare: pd.DataFrame | None, seed_runs: pd.DataFrame | None) -> list[str]:
+    """The lines a reader of compare.csv needs before its verdicts (``compare_notes.txt`` and the run summary):
+    whether the fidelity separates the rule's budgets at all (:func:`~pisearch.report.relu_sensitivity`), then the
+    rank agreement of the study's fidelities (``fidelity.json``). Warnings start with ``warning:``."""
+    sensitivity = None if compare is None else relu_sensitivity(compare, seed_runs)
+    lines = [] if sensitivity is None else [sensitivity["text"]]
+    if agreements:
+        lines += [f"rank agreement of the fidelities ({FIDELITY_FILE}):"] + [e["text"] for e in agreements]
+    return lines
+
+
+def run_notes(store: Store, study: optuna.Study, trials: pd.DataFrame) -> tuple[str, ...]:
+    """:func:`notes_of` for a study's storage (what ``pisearch run`` prints after the study)."""
+    agreements = fidelity_report(store, study, trials)["agreements"]
+    if not (trials["source"] == "rule").any():
+        return tuple(notes_of(agreements, None, None))
+    runs = store.seed_runs(study.study_name)
+    return tuple(notes_of(agreements, compare_table(trials, runs), runs))
+
+
 def write_reports(store: Store, study: optuna.Study, out_dir: str | Path, objectives: list[str]) -> pd.DataFrame:
     """Write ``trials.csv`` (one row per trial and fidelity level), ``pareto.csv`` (the proxy-trained front),
     ``linearized.csv`` (linearized trials with their training beside their parent's) when there are any, when the
     study has a promoted level or a fidelity check ``fidelity.json`` (:func:`fidelity_report`) and, when it has
-    DeepReShape rule points, ``compare.csv`` (its rank agreements in ``compare_notes.txt``), ``hypervolume.json`` and
-    (with ``compare: seeds``) ``seeds.csv``, one row per seed re-training, into ``out_dir`` (each atomically: temp
-    file + rename); returns the trials table."""
+    DeepReShape rule points, ``compare.csv`` (its notes, :func:`notes_of`, in ``compare_notes.txt``),
+    ``hypervolume.json`` and (with ``compare: seeds``) ``seeds.csv``, one row per seed re-training, into ``out_dir``
+    (each atomically: temp file + rename); returns the trials table."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     df = store.trials(study)
@@ -67,11 +87,12 @@ def write_reports(store: Store, study: optuna.Study, out_dir: str | Path, object
         runs = store.seed_runs(study.study_name)
         if len(runs):
             _write_csv(runs, out_dir / "seeds.csv")
-        _write_csv(compare_table(df, runs), out_dir / "compare.csv")
+        compare = compare_table(df, runs)
+        _write_csv(compare, out_dir / "compare.csv")
         write_atomic(json.dumps(hypervolume_vs_rule(df), indent=1), out_dir / "hypervolume.json")
-        if fidelity["agreements"]:
-            notes = [f"compare.csv: rank agreement of its fidelities ({FIDELITY_FILE}):"]
-            write_atomic("\n".join(notes + [e["text"] for e in fidelity["agreements"]]) + "\n", out_dir / COMPARE_NOTES)
+        notes = notes_of(fidelity["agreements"], compare, runs)
+        if notes:
+            write_atomic("\n".join(notes) + "\n", out_dir / COMPARE_NOTES)
     return df
 
 
