@@ -53,6 +53,9 @@ CASES = {
     "empty study file": (["run", "s.yaml", "--storage", "{db}"], {"s.yaml": ""}, "got an empty file"),
     "unknown key": (["run", "s.yaml", "--storage", "{db}"], {"s.yaml": study(colour=1)}, "colour: unknown key"),
     "wrong type": (["run", "s.yaml", "--storage", "{db}"], {"s.yaml": study(n_trials="many")}, "n_trials:"),
+    "dataset resolution not the space's": (["run", "s.yaml", "--storage", "{db}"], {
+        "s.yaml": study(dataset={"name": "synthetic", "resolution": 32})},
+        "dataset.resolution: 32 differs from the search space's resolution 16"),
     "negative epochs": (["run", "s.yaml", "--storage", "{db}"], {"s.yaml": study(fidelity={"epochs": -1})},
                         "fidelity.epochs:"),
     "negative depth": (["run", "s.yaml", "--storage", "{db}"], {

@@ -23,7 +23,8 @@ OBJECTIVES = {
 
 
 class DatasetConfig(ConfigModel):
-    """Which data (``pisearch.data`` registry name) and how it is split; ``resolution`` defaults to the space's."""
+    """Which data (``pisearch.data`` registry name) and how it is split; images are resized to the search space's
+    ``resolution`` (the pixels its ReLU counts are per); ``resolution`` here, if given, must equal it."""
 
     name: str = "digits"
     root: str | None = None

@@ -144,8 +144,12 @@ def prepare_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_tri
     that already (it only opens the study, with its own sampler). ``space``: a search space or its file's path."""
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
     space = space.with_budget(config.budget)
-    resolution = config.dataset.resolution or space.resolution
-    splits = load_dataset(config.dataset.name, root=config.dataset.root, resolution=resolution,
+    if config.dataset.resolution not in (None, space.resolution):  # counts would be per the space's pixels
+        raise UserError(f"study {config.name!r}: dataset.resolution: {config.dataset.resolution} differs from the "
+                        f"search space's resolution {space.resolution} ({space.source}); its specs' ReLU counts and "
+                        "MACs are per space-resolution image, so the two must be equal (or leave "
+                        "dataset.resolution out)")
+    splits = load_dataset(config.dataset.name, root=config.dataset.root, resolution=space.resolution,
                           channels=config.dataset.channels, val_fraction=config.dataset.val_fraction,
                           split_seed=config.dataset.split_seed, download=config.dataset.download)
     enqueued = enqueued_trials(config, space, splits.train.num_classes, splits.train.x.shape[1])
