@@ -170,14 +170,14 @@ def test_a_parent_enqueued_twice_at_once_trains_once(tmp_path):
     assert train_waiting(runner, prep.store, study) == 1
     states = [t.state.name for t in study.trials]
     assert states == ["COMPLETE", "PRUNED"]
-    assert "duplicate promotion of trial 0: level trial 0 has it" in study.trials[1].user_attrs["reason"]
+    assert "duplicate (parent 0): trial 0 of this stage has it" in study.trials[1].user_attrs["reason"]
     # the lower trial is still running elsewhere when this worker pops the higher one: it gives way
     for _ in range(2):
         study.enqueue_trial({PARENT: 1}, user_attrs={PARENT: 1, "spec": tiny.to_json(), "source": "search"})
     elsewhere = study.ask()  # another worker took trial 2 and is training it
     assert elsewhere.number == 2
     assert train_waiting(runner, prep.store, study) == 0
-    assert study.trials[3].state.name == "PRUNED" and "level trial 2 has it" in study.trials[3].user_attrs["reason"]
+    assert study.trials[3].state.name == "PRUNED" and "trial 2 of this stage has it" in study.trials[3].user_attrs["reason"]
 
 
 def test_bad_level_override_names_the_level(tmp_path):

@@ -91,7 +91,8 @@ def train_waiting(runner: Callable[[optuna.Trial], list[float]], store: Store, s
         first = min(t.number for t in study.get_trials(deepcopy=False)
                     if [t.user_attrs.get(k) for k in identity] == key and (holds_result(t) or t.number == trial.number))
         if first != trial.number:
-            trial.set_user_attr("reason", f"duplicate promotion of trial {parent}: level trial {first} has it")
+            held = ", ".join(f"{k} {v}" for k, v in zip(identity, key))
+            trial.set_user_attr("reason", f"duplicate ({held}): trial {first} of this stage has it")
             raise optuna.TrialPruned()
         ran += 1
         return runner(trial)
