@@ -9,17 +9,20 @@ DeepReShape design space at ``--resolution``, ReLU window 2K–30K in 5 log-spac
   with S training seeds, so compare.csv holds mean ± sd and paired verdicts by ReLUs and by latency.
 * ``nsga2``, ``tpe``, ``random``: the same space and trial count, unseeded, no baselines (plain searches).
 
-Printed: per rule budget, the rule's accuracy mean ± sd (training seeds, pooled over study seeds), the seeded
-search's best contender at ≤ the rule's ReLUs (mean ± sd), the verdicts of every study seed by ReLUs and by
-latency, and the compute ratio (the seeded study's total training seconds / the rule points'); the best
-single-seed accuracy ≤ the rule's ReLUs of every plain search; and the shared-range hypervolume of every study's
-searched points against random's at equal trials (mean over study seeds). ReLUs: convention A (stem kept).
+Printed: whether the proxy separates the rule's budgets at all (its most-ReLU point against its fewest, paired
+over the training seeds: :func:`~pisearch.report.relu_sensitivity`); per rule budget, the rule's accuracy mean ± sd
+(training seeds, pooled over study seeds), the seeded search's best contender at ≤ the rule's ReLUs (mean ± sd),
+the verdicts of every study seed by ReLUs and by latency, and the compute ratio (the seeded study's total training
+seconds / the rule points'); the best single-seed accuracy ≤ the rule's ReLUs of every plain search; and the
+shared-range hypervolume of every study's searched points against random's at equal trials (mean over study
+seeds). ReLUs: convention A (stem kept).
 
 Every study writes its run folder under ``--out`` and resumes from it, so an interrupted run continues.
 
     python benchmarks/search_vs_rule.py --dataset fashion_mnist            # ≈ 1 h on 2 CPU cores
     python benchmarks/search_vs_rule.py --dataset fashion_mnist --quick    # smoke run, a few minutes
-    python benchmarks/search_vs_rule.py --dataset cifar100 --device cuda --resolution 32 --trials 48 --epochs 10
+    python benchmarks/search_vs_rule.py --dataset cifar100 --device cuda --resolution 32 --trials 48 --epochs 10 \
+        --train-subset 0
 """
 
 from __future__ import annotations
@@ -31,42 +34,61 @@ from pathlib import Path
 
 import pandas as pd
 
-from pisearch.report import compare_table, measured, shared_hypervolume, trials_table
+from pisearch.report import compare_table, measured, relu_sensitivity, shared_hypervolume, trials_table
+from pisearch.space import SearchSpace
 from pisearch.study import StudyConfig, run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ROOT / "search_spaces" / "quickstart.yaml"
-BUDGETS = [3000, 5000, 10000, 16000, 24000]  # five distinct rule designs at 16² (2,560 … 23,296 ReLUs)
+# At 16²: five distinct rule designs (2,560 … 23,296 ReLUs), the ReLU window and the compute cap's default; ReLU
+# counts and MACs grow with the pixel count, so other resolutions scale all three by (resolution / 16)².
+BUDGETS = [3000, 5000, 10000, 16000, 24000]
+WINDOW = (2000, 30000)
+MAX_MACS = 12_000_000  # the rule's designs: 11.1M MACs at 16²
 VARIANTS = ("seeded", "nsga2", "tpe", "random")
 
 
 def study_config(variant: str, seed: int, args: argparse.Namespace) -> StudyConfig:
     """The study file of one (variant, study seed) cell."""
     seeded = variant == "seeded"
+    scale = (args.resolution / 16) ** 2
     sampler = {"name": "nsga2" if seeded else variant}
     if sampler["name"] == "nsga2":
         sampler["population_size"] = args.population
     doc = {
         "name": f"{variant}-s{seed}", "space": str(SPACE), "seed": seed, "n_trials": args.trials, "jobs": args.jobs,
         "dataset": {"name": args.dataset, "resolution": args.resolution, "val_fraction": args.val_fraction},
-        "fidelity": {"epochs": args.epochs, "train_subset": args.train_subset, "batch_size": 64,
+        "fidelity": {"epochs": args.epochs, "train_subset": args.train_subset or None, "batch_size": 64,
+                     "warmup_epochs": args.warmup_epochs,
                      "threads": 1 if args.device == "cpu" else None},
         "device": args.device, "sampler": sampler, "dashboard": False,
-        "budget": {"min_relus": 2000, "max_relus": 30000, "bins": 5, "max_macs": args.max_macs},
-        "baselines": {"deepreshape": {"budgets": BUDGETS}} if seeded else {},
+        "budget": {"min_relus": round(WINDOW[0] * scale), "max_relus": round(WINDOW[1] * scale), "bins": 5,
+                   "max_macs": args.max_macs or round(MAX_MACS * scale)},
+        "baselines": {"deepreshape": {"budgets": [round(b * scale) for b in BUDGETS]}} if seeded else {},
         "init": {"rule": True, "neighbours": args.neighbours} if seeded else {},
         "compare": {"seeds": args.compare_seeds if seeded else 0},
     }
     return StudyConfig.model_validate(doc)
 
 
+def space_at(resolution: int) -> SearchSpace:
+    """The quickstart space at ``resolution``², its own 16² compute cap left to the study's (scaled) one."""
+    doc = {**SearchSpace.load(SPACE).to_dict(), "resolution": resolution, "budget": {}}
+    return SearchSpace.from_dict(doc, source=f"{SPACE} at {resolution}²")
+
+
 def run_cell(variant: str, seed: int, args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None, float]:
     """(trials table, compare table or None, wall seconds) of one study, run or resumed under ``--out``."""
     out = Path(args.out) / args.dataset / f"{variant}-s{seed}"
     start = time.perf_counter()
-    result = run_study(study_config(variant, seed, args), SPACE, out_dir=out, progress=not args.quiet)
+    result = run_study(study_config(variant, seed, args), space_at(args.resolution), out_dir=out,
+                       progress=not args.quiet)
     wall = time.perf_counter() - start
     compare = pd.read_csv(out / "compare.csv") if (out / "compare.csv").exists() else None
+    if compare is not None and (out / "seeds.csv").exists():
+        sensitivity = relu_sensitivity(compare, pd.read_csv(out / "seeds.csv"))
+        if sensitivity is not None:
+            print(f"[{variant} seed {seed}] {sensitivity['text']}", flush=True)
     print(f"[{variant} seed {seed}] {len(result.trials)} trials in {wall:.0f} s -> {out}", flush=True)
     return trials_table(result.trials), compare, wall
 
@@ -133,13 +155,14 @@ def main() -> None:
     ap.add_argument("--dataset", default="fashion_mnist")
     ap.add_argument("--resolution", type=int, default=16)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--trials", type=int, default=20, help="trials per study (seeded trials included)")
+    ap.add_argument("--trials", type=int, default=32, help="trials per study (seeded trials included)")
     ap.add_argument("--neighbours", type=int, default=1, help="mutated neighbours per rule design (seeded)")
-    ap.add_argument("--max-macs", type=int, default=12_000_000, help="compute cap per candidate (the rule's "
-                    "designs: 11.1M MACs at 16²)")
+    ap.add_argument("--max-macs", type=int, default=0, help="compute cap per candidate (default: 12M at 16², "
+                    "scaled by the pixel count; the rule's designs have 11.1M MACs at 16²)")
     ap.add_argument("--population", type=int, default=8, help="NSGA-II population")
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--train-subset", type=int, default=512, help="training images per epoch")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--train-subset", type=int, default=4096, help="training images per epoch (0: all of train)")
+    ap.add_argument("--warmup-epochs", type=float, default=0.2, help="linear warm-up of the proxy, in epochs")
     ap.add_argument("--val-fraction", type=float, default=0.05, help="validation share of the train split")
     ap.add_argument("--study-seeds", type=int, default=3)
     ap.add_argument("--compare-seeds", type=int, default=3, help="training seeds of the verdicts")
