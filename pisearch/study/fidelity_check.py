@@ -25,7 +25,7 @@ import pandas as pd
 from pisearch.report import measured, spread_numbers
 from pisearch.study.objective import CANDIDATE_ATTRS, TrialRunner, holds_result
 from pisearch.study.promotion import PROMOTED_SOURCES, Callback, plain
-from pisearch.study.runner import WAIT_POLL_S, PreparedStudy, train_stage
+from pisearch.study.runner import PreparedStudy, stage_wait_s, train_stage
 from pisearch.study.slots import FINISHED, count_slots
 from pisearch.study.store import CHECK_ATTR, CHECK_LEVEL, PARENT, check_name
 
@@ -85,6 +85,6 @@ def run_fidelity_check(prep: PreparedStudy, worker_id: int, on_trial: Callback, 
         return
     runner = TrialRunner(config, prep.space, prep.splits, config.check_fidelity, str(prep.out_dir),
                          level=CHECK_LEVEL, worker_id=worker_id)
-    wait_s = min(WAIT_POLL_S, config.storage.heartbeat_interval_s) if wait_for_others else None
+    wait_s = stage_wait_s(config, wait_for_others)
     train_stage(lambda: enqueue_check(prep), CheckRunner(runner, check_key(config.fidelity_check.level)),
                 prep.store, on_trial, progress, "fidelity check", wait_s, requeue, identity=(PARENT, CHECK_ATTR))

@@ -234,6 +234,12 @@ def run_round(prep: PreparedStudy, worker_id: int, deadline: float | None, callb
             return
 
 
+def stage_wait_s(config: StudyConfig, wait_for_others: bool) -> float | None:
+    """How often (seconds) a stage polls for trials other workers still run: the poll interval, or the storage's
+    heartbeat interval where that is shorter; None when the stage does not wait for others."""
+    return min(WAIT_POLL_S, config.storage.heartbeat_interval_s) if wait_for_others else None
+
+
 def run_levels(prep: PreparedStudy, worker_id: int, on_trial: Callback, progress: bool, wait_for_others: bool,
                requeue: bool) -> None:
     """Promote the round's front level by level (``fidelities:``), once the round is complete. ``requeue``:
@@ -241,7 +247,7 @@ def run_levels(prep: PreparedStudy, worker_id: int, on_trial: Callback, progress
     if count_slots(prep.study, FINISHED) < prep.total:
         return
     levels, config = prep.config.levels, prep.config
-    wait_s = min(WAIT_POLL_S, config.storage.heartbeat_interval_s) if wait_for_others else None
+    wait_s = stage_wait_s(config, wait_for_others)
     for level, fidelity in enumerate(levels[1:], start=1):
         warm = levels[level - 1].epochs if config.promotion.warm_start else None
         runner = TrialRunner(config, prep.space, prep.splits, fidelity, str(prep.out_dir), level=level,

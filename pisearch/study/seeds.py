@@ -18,7 +18,7 @@ import pandas as pd
 from pisearch.report import seed_contenders
 from pisearch.study.objective import CANDIDATE_ATTRS, TRAIN_SEED, TrialRunner, holds_result
 from pisearch.study.promotion import Callback, plain
-from pisearch.study.runner import WAIT_POLL_S, PreparedStudy, train_stage
+from pisearch.study.runner import PreparedStudy, stage_wait_s, train_stage
 from pisearch.study.slots import FINISHED, count_slots
 from pisearch.study.store import PARENT, seeds_name
 
@@ -69,6 +69,6 @@ def run_seed_stage(prep: PreparedStudy, worker_id: int, on_trial: Callback, prog
     config = prep.config
     if config.compare.seeds == 0 or count_slots(prep.study, FINISHED) < prep.total or not config.baselines.deepreshape:
         return
-    wait_s = min(WAIT_POLL_S, config.storage.heartbeat_interval_s) if wait_for_others else None
+    wait_s = stage_wait_s(config, wait_for_others)
     train_stage(lambda: enqueue_seed_runs(prep), ByLevel(prep, worker_id), prep.store, on_trial, progress, "seeds",
                 wait_s, requeue, identity=(PARENT, "level", TRAIN_SEED))
