@@ -13,7 +13,8 @@ Printed: whether the proxy separates the rule's budgets at all (its most-ReLU po
 over the training seeds: :func:`~pisearch.report.relu_sensitivity`); per rule budget, the rule's accuracy mean ± sd
 (training seeds, pooled over study seeds), the seeded search's best contender at ≤ the rule's ReLUs (mean ± sd),
 the verdicts of every study seed by ReLUs and by latency, and the compute ratio (the seeded study's total training
-seconds / the rule points'); the best single-seed accuracy ≤ the rule's ReLUs of every plain search; and the
+seconds / the rule points'); per budget and study seed, each contender with its paired 95 % interval, and the tally
+the issue asks for (win-or-tie share and wins, by ReLUs and by latency); the best single-seed accuracy ≤ the rule's ReLUs of every plain search; and the
 shared-range hypervolume of every study's searched points against random's at equal trials (mean over study
 seeds). ReLUs: convention A (stem kept).
 
@@ -124,6 +125,39 @@ def seeded_table(compares: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# compare.csv's columns for each cost: (contender prefix, accuracy mean, interval prefix, verdict)
+VERDICT_COLUMNS = {"relus": ("search_best_", "search_accuracy_mean", "difference_", "verdict"),
+                   "latency": ("latency_best_", "latency_accuracy_mean", "latency_difference_", "verdict_latency")}
+
+
+def verdict_table(compares: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """One row per (budget, study seed): the contender by ReLUs and by latency (trial number and ReLUs), its
+    accuracy mean over the training seeds, the paired 95 % interval of its difference from the rule and the verdict."""
+    rows = []
+    for seed, table in compares.items():
+        for _, r in table.iterrows():
+            row = {"budget": int(r["budget"]), "study_seed": seed}
+            for side, (best, mean, diff, verdict) in VERDICT_COLUMNS.items():
+                number = r[best + "number"]
+                row |= {f"by_{side}": f"#{number:.0f} {r[best + 'relus']:,.0f}" if pd.notna(number) else "–",
+                        f"{side}_acc": f"{r[mean]:.4f}",
+                        f"{side}_interval": f"{r[diff + 'low']:+.4f}…{r[diff + 'high']:+.4f}",
+                        f"{side}_verdict": r[verdict]}
+            rows.append(row | {"compute_ratio": f"{r['compute_ratio']:.1f}"})
+    return pd.DataFrame(rows).sort_values(["budget", "study_seed"], kind="stable")
+
+
+def tally(verdicts: pd.DataFrame) -> str:
+    """The issue's must-show counts over (budget, study seed) cells: win-or-tie share and wins, by each cost."""
+    parts = []
+    for side in VERDICT_COLUMNS:
+        v = verdicts[f"{side}_verdict"]
+        per_seed = verdicts[v == "win"].groupby("study_seed")["budget"].nunique().max()
+        parts.append(f"by {side}: win or tie {int(v.isin(['win', 'tie']).sum())}/{len(v)}, "
+                     f"wins {int((v == 'win').sum())} (most in one study seed: {0 if pd.isna(per_seed) else per_seed})")
+    return "; ".join(parts)
+
+
 def plain_table(trials: dict[tuple[str, int], pd.DataFrame], rule: pd.DataFrame) -> pd.DataFrame:
     """Best single-seed accuracy at ≤ each rule point's ReLUs, per variant (mean ± sd over study seeds)."""
     rows = []
@@ -182,7 +216,7 @@ def main() -> None:
     start = time.perf_counter()
     cells = {(v, s): run_cell(v, s, args) for s in seeds for v in variants}
     trials = {key: cell[0] for key, cell in cells.items()}
-    compares = [cell[1] for (v, _), cell in cells.items() if v == "seeded" and cell[1] is not None]
+    compares = {s: cell[1] for (v, s), cell in cells.items() if v == "seeded" and cell[1] is not None}
     seconds = {v: sum(pd.to_numeric(cells[(v, s)][0]["train_seconds"], errors="coerce").sum() for s in seeds)
                for v in variants}
     print(f"\n{args.dataset} at {args.resolution}², {args.trials} trials per study, proxy {args.epochs} epochs × "
@@ -193,7 +227,11 @@ def main() -> None:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         if compares:
             print("\nseeded NSGA-II vs the rule (accuracy: mean over training seeds; ± over study seeds):")
-            print(seeded_table(compares).to_string(index=False))
+            print(seeded_table(list(compares.values())).to_string(index=False))
+            verdicts = verdict_table(compares)
+            print("\nper study seed (contender: trial number and ReLUs; interval: paired 95 % of search − rule):")
+            print(verdicts.to_string(index=False))
+            print(tally(verdicts))
             rule = compare_table(trials[("seeded", seeds[0])])
             print("\nbest single-seed accuracy at ≤ the rule's ReLUs (mean ± sd over study seeds):")
             print(plain_table(trials, rule).to_string(index=False))
