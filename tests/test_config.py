@@ -41,3 +41,23 @@ def test_valid(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("name: x\ninner: {depth: [1, 2]}")
     assert load(Outer, path).inner.depth == [1, 2]
+
+
+
+def test_readme_example_study_is_valid(tmp_path, monkeypatch):
+    """The README's annotated study file loads as written (keys, values, its space path from the repository root),
+    so its documentation of the study format cannot drift from the validated model."""
+    from pathlib import Path
+
+    from pisearch.rules.deepreshape import deepreshape
+    from pisearch.study.config import load_study_config
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    block = readme.split("## Studies (`studies/*.yaml`)", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    (tmp_path / "study.yaml").write_text(block)
+    (tmp_path / "my_arch.json").write_text(deepreshape(3000, resolution=16).spec.to_json())  # the example's init.specs
+    monkeypatch.chdir(root)
+    config, space = load_study_config(tmp_path / "study.yaml")
+    assert config.name == "example" and space.resolve() == root / "search_spaces" / "quickstart.yaml"
+    assert config.budget.bins and config.baselines.deepreshape and len(config.init.specs) == 1
