@@ -16,8 +16,9 @@ from optuna.trial import TrialState
 
 from pisearch.errors import UserError
 from pisearch.study import Store, load_study_config, run_study
-from pisearch.study.launch import physical_cores, resolve_jobs
+from pisearch.study.launch import physical_cores, resolve_jobs, stage_progress
 from pisearch.study.slots import FINISHED, count_slots
+from pisearch.study.store import seeds_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "import sys; from pisearch.cli import main; sys.argv[0] = 'pisearch'; main()"]
@@ -142,3 +143,27 @@ def test_jobs_values(tmp_path):
             load_study_config(write_study(tmp_path / str(bad), jobs=bad))
     with pytest.raises(UserError, match="--jobs: worker processes need a storage they can share"):
         run_study(config, space, storage="sqlite:///:memory:", out_dir=tmp_path / "mem", progress=False, jobs=2)
+
+
+def test_stage_progress_follows_the_stages_after_the_round(tmp_path):
+    """The supervisor of several workers rewrites the reports and moves its bar while a stage after the round runs:
+    a seed run that finishes changes the signature (so seeds.csv and compare.csv are rewritten), and the bar
+    counts that stage's trials under its label."""
+    store = Store.open(f"sqlite:///{tmp_path / 'study.db'}")
+    study = store.create("p", ["maximize", "minimize"], optuna.samplers.RandomSampler())
+    for _ in range(2):
+        study.tell(study.ask(), [0.5, 100.0])
+    signature, done, total, stage = stage_progress(store, study, 3)
+    assert (done, total, stage) == (2, 3, None)  # the round is open: its slots
+    study.tell(study.ask(), [0.6, 90.0])
+    assert stage_progress(store, study, 3)[0] != signature
+    seeds = store.create(seeds_name("p"), ["maximize", "minimize"], optuna.samplers.RandomSampler())
+    for _ in range(3):
+        seeds.enqueue_trial({})
+    signature, done, total, stage = stage_progress(store, study, 3)
+    assert (done, total, stage) == (0, 3, "seeds")
+    running = seeds.ask()
+    assert stage_progress(store, study, 3)[:3] == (signature, 0, 3)  # a trial starting changes nothing
+    seeds.tell(running, [0.7, 80.0])
+    after = stage_progress(store, study, 3)
+    assert after[0] != signature and after[1:] == (1, 3, "seeds")

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from pisearch.study.runner import (
 )
 from pisearch.study.seeds import run_seed_stage
 from pisearch.study.slots import FINISHED, count_slots
+from pisearch.study.store import Store, check_name, level_name, seeds_name
 
 POLL_S = 1.0  # how often the supervisor looks at its workers and the storage
 # `jobs: auto` on a GPU: 8 processes shared one H100 in the proxy-fidelity runs (one small proxy cannot fill it);
@@ -166,6 +168,29 @@ def work(job: WorkerJob) -> None:
         sys.exit(2)
 
 
+def stage_progress(store: Store, study: optuna.Study, total: int) -> tuple[object, int, int, str | None]:
+    """(signature, done, of, stage) of a study run by several processes: the signature changes whenever a trial of
+    the study or of one of its stages (``store.family``) is queued or finishes (not when one starts); while the round
+    is open, done = its finished slots of ``total`` and stage None; after it, the first stage with trials left
+    (``level 1`` …, ``fidelity check``, ``seeds``): its trials that are not waiting or running, of all its trials."""
+    family = store.family(study)
+    trials = [s.get_trials(deepcopy=False) for s in family]
+    signature = tuple((s.study_name, len(mine), tuple(sorted(Counter(t.state.name for t in mine
+                                                                    if t.state in FINISHED).items())))
+                      for s, mine in zip(family, trials))
+    done = count_slots(study, FINISHED)
+    if done < total:
+        return signature, done, total, None
+    name = study.study_name
+    labels = {check_name(name): "fidelity check", seeds_name(name): "seeds",
+              **{level_name(name, level): f"level {level}" for level in range(1, len(family))}}
+    for stage, mine in zip(family[1:], trials[1:]):
+        left = sum(t.state not in FINISHED for t in mine)
+        if left:
+            return signature, len(mine) - left, len(mine), labels[stage.study_name]
+    return signature, done, total, None
+
+
 class Supervisor:
     """Starts ``jobs`` worker processes on a prepared study, replaces those that die, writes the reports and
     shows progress until every worker has finished (module docstring)."""
@@ -177,6 +202,7 @@ class Supervisor:
         self.started = 0
         self.replacements = jobs
         self.seen: object = None
+        self.frame = prep.store.trials(prep.study)
         cores = physical_cores()
         threads = prep.config.levels[0].threads
         self.threads = None if threads is not None or prep.config.device != "cpu" else max(1, cores // jobs)
@@ -246,19 +272,16 @@ class Supervisor:
         return round_open or any(count_trials(s, WAITING) for s in prep.store.family(prep.study))
 
     def refresh(self) -> None:
-        """Rewrite the reports when a trial finished at any level or in the fidelity check; set the progress bar
-        from the storage."""
-        frame = self.prep.store.trials(self.prep.study)
-        done = frame[frame["state"] != "RUNNING"]
-        checked = self.prep.store.check_frame(self.prep.study.study_name) if self.prep.config.fidelity_check else None
-        signature = (len(done), tuple(done["state"].value_counts().sort_index().items()),
-                     0 if checked is None else int((checked["state"] != "RUNNING").sum()))
+        """Rewrite the reports when a trial finished or was queued in the study or any of its stages (promotion
+        levels, fidelity check, seed runs); set the progress bar from the storage (:func:`stage_progress`)."""
+        signature, done, total, desc = stage_progress(self.prep.store, self.prep.study, self.prep.total)
         if signature != self.seen:
             self.seen = signature
-            frame = self.write()
+            self.frame = self.write()
+        frame = self.frame
         measured = frame[pd.to_numeric(frame["accuracy"], errors="coerce").notna()]
         best = None
         if len(measured):
             row = measured.loc[pd.to_numeric(measured["accuracy"]).idxmax()]
             best = (float(row["accuracy"]), float(row["relus"]))
-        self.bar.show(count_slots(self.prep.study, FINISHED), self.prep.total, best)
+        self.bar.show(done, total, best, desc)

@@ -99,6 +99,7 @@ class Progress:
     def __init__(self, total: int, done: int, enabled: bool, desc: str | None = None) -> None:
         self.bar = tqdm(total=total, initial=done, unit="trial", disable=not enabled, dynamic_ncols=True, desc=desc)
         self.best: tuple[float, int] | None = None
+        self.desc, self.stage = desc, None
 
     def _better(self, accuracy: float | None, relus: float | None) -> None:
         if accuracy is not None and (self.best is None or accuracy > self.best[0]):
@@ -109,10 +110,15 @@ class Progress:
         self._better(trial.user_attrs.get("accuracy"), trial.user_attrs.get("relus"))
         self.bar.update(1)
 
-    def show(self, done: int, total: int, best: tuple[float, float] | None) -> None:
-        """Set the bar to ``done`` of ``total`` with the best (accuracy, ReLUs) so far."""
+    def show(self, done: int, total: int, best: tuple[float, float] | None, stage: str | None = None) -> None:
+        """Set the bar to ``done`` of ``total`` with the best (accuracy, ReLUs) so far; a new ``stage`` (a label,
+        None for the round) restarts the bar under that label."""
         if best is not None:
             self._better(*best)
+        if stage != self.stage:
+            self.stage = stage
+            self.bar.reset(total=total)
+            self.bar.set_description_str(stage or self.desc or "")
         self.bar.total = total
         if done != self.bar.n:
             self.bar.update(done - self.bar.n)
