@@ -252,6 +252,33 @@ def test_every_method_spends_search_plus_finetune_epochs_of_compute(tiny, method
     assert report["eval_images"] == (20 * (report["details"]["tries"] + 1 + finetunes) if method == "cd" else 0)
 
 
+def test_progress_bar_counts_every_training_step_of_search_and_finetune(tiny, monkeypatch):
+    """On a terminal, ``progress`` shows a bar of optimizer steps: the search's under "snl search", then the
+    finetune's under "snl finetune", whose total is the steps the report says were run."""
+    import io
+    import re
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    spec, model, splits = tiny
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    report = linearize("snl", model, spec, splits, 100, FAST, progress=True)[2]
+    frames = [f for f in screen.getvalue().split("\r") if "step" in f]
+    assert any(f.startswith("snl search") for f in frames)
+    shown = [tuple(map(int, re.search(r"(\d+)/(\d+) \[", f).groups())) for f in frames
+             if f.startswith("snl finetune")]  # (done, total) of each frame tqdm drew (it skips some)
+    assert shown and {total for _, total in shown} == {report["search_steps"] + report["finetune_steps"]}
+    assert [done for done, _ in shown] == sorted(done for done, _ in shown)
+    assert shown[0][0] >= report["search_steps"]
+    quiet = Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    linearize("naive", model, spec, splits, 100, FAST)  # progress off (the study's linearize stage): no bar
+    assert quiet.getvalue() == ""
+
+
 def test_presets_fill_unset_fields_and_explicit_values_win():
     paper = LinearizeSettings(preset="paper", seed=3, snl={"growth": 1.2})
     assert (paper.finetune_epochs, paper.finetune_lr, paper.snl.lambda0, paper.snl.growth, paper.seed) == \

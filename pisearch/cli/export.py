@@ -35,7 +35,7 @@ def export(
     check_export_target(out)
     run = open_run(target, study)
     row = pick_trial(run.trials, budget=budget, trial=trial, min_accuracy=min_accuracy)
-    spec, model, metrics = trial_model(run, row, retrain_epochs=retrain_epochs, dataset=dataset)
+    spec, model, metrics = trial_model(run, row, retrain_epochs=retrain_epochs, dataset=dataset, progress=True)
     command = ["pisearch", "export", run.label, "--study", run.study.study_name, "--trial", str(metrics["trial"]),
                "-o", str(out)]
     if retrain_epochs is not None:

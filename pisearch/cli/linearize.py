@@ -83,7 +83,8 @@ def linearize(
     if splits.train.num_classes != spec.num_classes:
         raise UserError(f"--dataset {name}: has {splits.train.num_classes} classes, the network "
                         f"{spec.num_classes}")
-    new_spec, new_model, report = run_method(method, model, spec, splits, b, settings, granularity=granularity)
+    new_spec, new_model, report = run_method(method, model, spec, splits, b, settings, granularity=granularity,
+                                             progress=True)
     command = ["pisearch", "linearize", str(model_dir), "--method", method, "--budget", str(b), "--preset", preset,
                "--granularity", granularity, "--epochs", str(settings.finetune_epochs), "--search-epochs",
                str(settings.search_epochs), "--dataset", name, "--seed", str(settings.seed), "-o", str(out)]

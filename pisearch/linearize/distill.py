@@ -54,6 +54,7 @@ class Trainer:
         self._stream = self._batches()
         self.steps_run = 0
         self.eval_images = 0
+        self.on_step: Callable[[], object] | None = None  # called after every optimizer step (a progress bar)
 
     @property
     def spent(self) -> float:
@@ -115,6 +116,8 @@ class Trainer:
                 nn.utils.clip_grad_norm_(params, self.settings.grad_clip)
             optimizer.step()
             self.steps_run += 1
+            if self.on_step is not None:
+                self.on_step()
             if after_step is not None and after_step(step):
                 return step + 1
         return steps

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from optuna.artifacts.exceptions import ArtifactNotFound
 from torch import nn
+from tqdm.auto import tqdm
 
 from pisearch.config import validate
 from pisearch.data import load_dataset
@@ -114,12 +115,13 @@ def _series(row: pd.Series) -> str:
             "beyond its parent's proxy training, not comparable with the proxy front")
 
 
-def trial_model(run: Run, row: pd.Series, *, retrain_epochs: int | None = None,
-                dataset: str | None = None) -> tuple[ArchSpec, nn.Module, dict]:
+def trial_model(run: Run, row: pd.Series, *, retrain_epochs: int | None = None, dataset: str | None = None,
+                progress: bool = False) -> tuple[ArchSpec, nn.Module, dict]:
     """Rebuild the trial's spec with its kept weights, or retrain it with the trial's fidelity (``epochs``
     overridden by ``retrain_epochs``) on the study's dataset (or ``dataset``). Retraining happens when asked
     (``retrain_epochs``, another ``dataset``) or when the trial kept no weights. Returns the spec, the model
-    and the metrics for :func:`pisearch.report.export.write_export`."""
+    and the metrics for :func:`pisearch.report.export.write_export`. ``progress``: a bar of the retraining's
+    epochs on stderr when it is a terminal."""
     number = int(row["number"])
     spec = ArchSpec.from_json(row["spec"], source=f"{run.label}: trial {number} spec")
     fidelity = Fidelity.model_validate(json.loads(row["fidelity"]))
@@ -136,7 +138,7 @@ def trial_model(run: Run, row: pd.Series, *, retrain_epochs: int | None = None,
     else:
         if retrain_epochs is not None:
             fidelity = fidelity.model_copy(update={"epochs": retrain_epochs})
-        model, accuracy = _retrain(run.config, spec, fidelity, name)
+        model, accuracy = _retrain(run.config, spec, fidelity, name, progress)
         weights, level = f"retrained {fidelity.epochs} epochs", None
     metrics = {"accuracy": accuracy, "dataset": name, "level": level, "fidelity": fidelity.model_dump(mode="json"),
                "weights": weights, "study": run.study.study_name, "trial": number, "source": row["source"],
@@ -155,7 +157,8 @@ def _kept_weights(run: Run, artifact_id: str, number: int) -> dict:
                         f"({type(err).__name__}){hint}") from None
 
 
-def _retrain(config: StudyConfig, spec: ArchSpec, fidelity: Fidelity, name: str) -> tuple[nn.Module, float]:
+def _retrain(config: StudyConfig, spec: ArchSpec, fidelity: Fidelity, name: str,
+             progress: bool) -> tuple[nn.Module, float]:
     same = name == config.dataset.name
     splits = load_dataset(name, root=config.dataset.root if same else None, resolution=spec.resolution,
                           channels=spec.in_channels, val_fraction=config.dataset.val_fraction,
@@ -165,7 +168,13 @@ def _retrain(config: StudyConfig, spec: ArchSpec, fidelity: Fidelity, name: str)
                         f"{spec.num_classes}")
     device = config.device if config.device == "cpu" or torch.cuda.is_available() else "cpu"
     model = seeded_build(spec, fidelity)
-    result = train_proxy(model, splits.train, splits.val, fidelity, device=device)
+    with tqdm(total=fidelity.epochs, unit="epoch", desc="retrain", disable=None if progress else True,
+              leave=False) as bar:
+        def shown(epoch: int, accuracy: float) -> None:
+            bar.n = epoch  # set, not added: a retry at a lower learning rate starts again from epoch 1
+            bar.set_postfix_str(f"val top-1 {accuracy:.3f}")
+
+        result = train_proxy(model, splits.train, splits.val, fidelity, device=device, progress=shown)
     if result.status != "ok":
         raise UserError(f"retraining diverged: {result.reason}")
     return model.cpu(), result.accuracy
