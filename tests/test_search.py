@@ -72,6 +72,22 @@ def test_nsga2_crosses_over_every_knob_with_baselines_and_seeds(tmp_path, traine
     assert len(sampled) >= 8 and sampled[4:] != drawn[4:]
 
 
+def test_nsga2_breeds_from_the_seeds(tmp_path, trained):
+    """The seeds are generation 0 of NSGA-II and the parents of generation 1: the sampled trials after them are
+    their children, not random draws (before, NSGA-II gave enqueued trials no generation, so the seeds were never
+    parents and generation 0 was random draws)."""
+    result, config, space = run(tmp_path, n_trials=14, sampler={"name": "nsga2", "population_size": 4},
+                                init={"rule": True, "neighbours": 1}, **RULE)
+    study = result.study
+    generation = {t.number: t.system_attrs.get("NSGAIISampler:generation") for t in study.trials}
+    seeds = [t.number for t in study.trials if t.user_attrs.get("source") == "seed"]
+    searched = [t.number for t in study.trials if t.user_attrs.get("source") == "search"]
+    assert len(seeds) == 4 and {generation[n] for n in seeds} == {0}
+    assert searched and min(generation[n] for n in searched) >= 1
+    parents = make_sampler(config, space).get_parent_population(study, 1)
+    assert {t.number for t in parents} == set(seeds)
+
+
 def test_seeds_are_the_rule_designs_and_their_neighbours(tmp_path, trained):
     result, _, space = run(tmp_path, n_trials=10, sampler={"name": "random"}, init={"rule": True, "neighbours": 2},
                            **RULE)

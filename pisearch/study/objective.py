@@ -73,6 +73,19 @@ def budget_violation(relus: int, window: tuple[int | None, int | None]) -> int:
     return 0
 
 
+def join_generation(trial: optuna.Trial) -> None:
+    """Make an enqueued seed a member of a genetic sampler's current generation, so it can be a parent. NSGA-II
+    (Optuna 5.0) gives a trial its generation only when it samples the trial's parameters (``sample_relative``),
+    never for a trial whose every parameter was enqueued, and it breeds only from trials with a generation: seeds
+    left out were never parents, and a seeded study was its seeds plus random draws. Asked here
+    (``BaseGASampler.get_trial_generation``), the seeds join generation 0 while it has room, and the sampled
+    trials after them are bred from them."""
+    sampler = trial.study.sampler
+    if isinstance(sampler, optuna.samplers.BaseGASampler):
+        frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+        sampler.get_trial_generation(trial.study, frozen)
+
+
 @dataclass
 class TrialRunner:
     """Callable objective for ``study.optimize``: everything a trial needs, loaded once per process."""
@@ -94,7 +107,10 @@ class TrialRunner:
         sample = partial(self.space.sample, trial, num_classes=self.splits.train.num_classes,
                          in_channels=self.splits.train.x.shape[1], window=window)
         if "spec" not in trial.user_attrs:
-            return sample()
+            spec = sample()
+            if trial.user_attrs.get("source") == "seed":  # enqueued as parameters (candidates.seeds)
+                join_generation(trial)
+            return spec
         if self.level == 0 and TRAIN_SEED not in trial.user_attrs:
             sample()
         return ArchSpec.from_json(trial.user_attrs["spec"], source=f"trial {trial.number} spec")
