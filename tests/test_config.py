@@ -1,8 +1,12 @@
+from pathlib import Path
+
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from pisearch.config import load
 from pisearch.errors import UserError
+from pisearch.rules import deepreshape
+from pisearch.study import load_study_config
 
 
 class Inner(BaseModel):
@@ -43,15 +47,9 @@ def test_valid(tmp_path):
     assert load(Outer, path).inner.depth == [1, 2]
 
 
-
 def test_readme_example_study_is_valid(tmp_path, monkeypatch):
     """The README's annotated study file loads as written (keys, values, its space path from the repository root),
     so its documentation of the study format cannot drift from the validated model."""
-    from pathlib import Path
-
-    from pisearch.rules.deepreshape import deepreshape
-    from pisearch.study.config import load_study_config
-
     root = Path(__file__).resolve().parents[1]
     readme = (root / "README.md").read_text()
     block = readme.split("## Studies (`studies/*.yaml`)", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
