@@ -16,7 +16,8 @@ from optuna.trial import TrialState
 
 from pisearch.errors import UserError
 from pisearch.study import Store, load_study_config, run_study
-from pisearch.study.launch import physical_cores, resolve_jobs, stage_progress
+import pisearch.study.launch as launch
+from pisearch.study.launch import resolve_jobs, stage_progress
 from pisearch.study.slots import FINISHED, count_slots
 from pisearch.study.store import seeds_name
 
@@ -134,9 +135,15 @@ def test_ctrl_c_stops_every_worker_and_the_study_resumes(tmp_path):
     assert_exact_total(stored(tmp_path / "run"))
 
 
-def test_jobs_values(tmp_path):
+@pytest.mark.parametrize("cores", [1, 2, 16])
+def test_jobs_values(tmp_path, monkeypatch, cores):
+    monkeypatch.setattr(launch, "physical_cores", lambda: cores)                  # one core or many, on any machine
     config, space = load_study_config(write_study(tmp_path, jobs="auto"))
-    assert config.jobs == "auto" and resolve_jobs("auto", config) == max(1, physical_cores() // 1)
+    assert config.jobs == "auto" and resolve_jobs("auto", config) == cores        # 1 thread per proxy (TINY_STUDY)
+    two_threads = config.model_copy(update={"fidelities": config.fidelities.__class__(
+        [], [config.levels[0].model_copy(update={"threads": 2})])})
+    assert resolve_jobs("auto", two_threads) == max(1, cores // 2)
+    assert resolve_jobs("auto", config.model_copy(update={"device": "cuda"})) == launch.GPU_JOBS
     assert resolve_jobs(3, config) == 3
     for bad in (0, "all", 1.5):
         with pytest.raises(UserError, match="jobs"):

@@ -14,6 +14,7 @@ from scipy import stats
 from pisearch.cost import count
 from pisearch.spec import net
 from pisearch.train import Fidelity, has_non_relu_site
+from pisearch.train import proxy as proxy_module
 
 PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "proxy_fidelity.py"
 spec = importlib.util.spec_from_file_location("proxy_fidelity", PATH)
@@ -88,18 +89,23 @@ def test_variants_change_one_setting():
     assert pf.VARIANTS["precision_auto"](wide, base, 1000).precision == "auto"
 
 
-def test_variants_that_train_the_same_share_one_run():
+@pytest.mark.parametrize("bf16", [True, False])
+def test_variants_that_train_the_same_share_one_run(monkeypatch, bf16):
+    monkeypatch.setattr(proxy_module, "bf16_supported", lambda device: bf16)    # either kind of CPU
     specs = pf.architectures(["rn18_m8", "m16_poly_s2"], resolution=16, divisor=4)
-    variants = ["default", "zero_init_never", "zero_init_auto", "precision_auto"]
+    variants = ["default", "zero_init_never", "zero_init_auto", "precision_auto", "bf16"]
     work = pf.plan(specs, Fidelity(epochs=1), Fidelity(epochs=2), variants, seeds=1, reference_seeds=1, n_train=500)
     runs, sharers = pf.distinct(work, "cpu")
     by_job = {(j.arch, j.level): [(s.arch, s.level) for s in sharers[j]] for j, _, _ in runs}
-    # on this CPU precision auto is fp32 (the default); auto zero-init is "never" for an all-ReLU net, else "always"
-    assert by_job[("rn18_m8", "default")] == [("rn18_m8", "default"), ("rn18_m8", "precision_auto")]
+    # precision auto is the default; it trains as the bf16 variant only where the CPU has bf16 units; auto zero-init
+    # is "never" for an all-ReLU net, else "always"
+    same_as_default = ["precision_auto", "bf16"] if bf16 else ["precision_auto"]
+    assert by_job[("rn18_m8", "default")] == [("rn18_m8", v) for v in ["default", *same_as_default]]
     assert by_job[("rn18_m8", "zero_init_never")] == [("rn18_m8", "zero_init_never"), ("rn18_m8", "zero_init_auto")]
-    assert by_job[("m16_poly_s2", "default")] == [("m16_poly_s2", "default"), ("m16_poly_s2", "zero_init_auto"),
-                                                  ("m16_poly_s2", "precision_auto")]
-    assert len(runs) == 2 * 3 and sum(len(v) for v in sharers.values()) == len(work) == 2 * 5
+    assert by_job[("m16_poly_s2", "default")] == [("m16_poly_s2", v)
+                                                  for v in ["default", "zero_init_auto", *same_as_default]]
+    distinct = 3 if bf16 else 4
+    assert len(runs) == 2 * distinct and sum(len(v) for v in sharers.values()) == len(work) == 2 * 6
 
 
 def test_cpu_full_scale_spans_narrow_to_hybrenet_with_a_5x_reference():

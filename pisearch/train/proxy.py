@@ -23,6 +23,7 @@ from pisearch.models import build
 from pisearch.spec import ArchSpec
 from pisearch.train.batches import DeviceImages
 from pisearch.train.fidelity import Fidelity
+from pisearch.train.hardware import bf16_supported
 
 RECALIBRATE_IMAGES = 512  # training images (unaugmented) that re-estimate BN statistics before validation
 RETRY_LR_FACTOR = 0.1
@@ -71,17 +72,6 @@ def seeded_build(spec: ArchSpec, fidelity: Fidelity) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(fidelity.seed)
         return build(spec, zero_init_residual=zero_init_for(spec, fidelity))
-
-
-def bf16_supported(device: torch.device | str) -> bool:
-    """Whether ``device`` has bfloat16 arithmetic units: a CUDA GPU that says so, or a CPU with AVX512-BF16 or
-    AMX tiles (elsewhere bf16 autocast is emulated and slower than fp32)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return False
 
 
 def resolved_precision(fidelity: Fidelity, device: torch.device | str) -> Literal["fp32", "bf16"]:
