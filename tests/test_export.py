@@ -280,7 +280,9 @@ def test_export_by_budget_uses_kept_weights(study_run, tmp_path, capsys):
     metrics = json.loads((tmp_path / "best" / "metrics.json").read_text())
     assert metrics["accuracy"] == expected["accuracy"] and metrics["trial"] == expected["number"]
     assert metrics["level"] == 0 and metrics["fidelity"]["epochs"] == 1
-    assert f"--trial {expected['number']}" in (tmp_path / "best" / "MODEL_CARD.md").read_text()
+    assert metrics["precision"] == expected["precision"] == metrics["fidelity"]["precision"]  # what it trained in
+    card = (tmp_path / "best" / "MODEL_CARD.md").read_text()
+    assert f"--trial {expected['number']}" in card and f"Trained in {expected['precision']}." in card
 
 
 def test_retraining_at_the_trial_fidelity_reproduces_its_weights(study_run, tmp_path, capsys):
@@ -290,6 +292,7 @@ def test_retraining_at_the_trial_fidelity_reproduces_its_weights(study_run, tmp_
     assert code == 0, err
     metrics = json.loads((tmp_path / "re" / "metrics.json").read_text())
     assert metrics["weights"] == "retrained 1 epochs" and metrics["accuracy"] == row["accuracy"]
+    assert metrics["precision"] == row["precision"]
     retrained = pisearch.load(tmp_path / "re").state_dict()
     kept = trial_model(run_dir, row).state_dict()
     assert all(torch.allclose(retrained[k].float(), kept[k].float(), atol=1e-5) for k in kept)

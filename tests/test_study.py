@@ -1,5 +1,6 @@
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import optuna
@@ -9,8 +10,9 @@ import yaml
 
 import pisearch.study.objective as objective_mod
 from pisearch.errors import UserError
-from pisearch.study import load_study_config, run_study
+from pisearch.study import load_dashboard_data, load_study_config, run_study
 from pisearch.study.config import OBJECTIVES
+from pisearch.study.runner import study_precision
 from pisearch.train import TrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,3 +255,45 @@ def test_a_linearized_trial_never_dominates_the_proxy_front():
     assert int(pick_trial(rows, trial=3)["number"]) == 3  # still exportable by number
     table = linearized_table(rows)
     assert table[["number", "parent", "parent_train_seconds", "training_ratio"]].values.tolist() == [[3, 1, 12, 10]]
+
+
+# --- precision: a study trains in one precision, whatever machine resumes it ---------------------------------------
+
+@pytest.mark.parametrize("created, resumed", [("1", "0"), ("0", "1")])
+def test_a_study_keeps_the_precision_it_was_created_with(tmp_path, monkeypatch, capsys, created, resumed):
+    precision = {"1": "bf16", "0": "fp32"}[created]
+    monkeypatch.setenv("PISEARCH_BF16", created)                  # auto resolves to `precision` on this machine
+    path = write_study(tmp_path, n_trials=2)
+    first = run(tmp_path, path)
+    assert first.study.user_attrs["precision"] == precision
+    monkeypatch.setenv("PISEARCH_BF16", resumed)                  # resumed on a machine of the other kind
+    config, space = load_study_config(path)
+    again = run_study(config, space, n_trials=3, out_dir=tmp_path / "run", progress=False)
+    note = capsys.readouterr().err
+    assert f"note: study 't' trains in {precision}, the precision it was created with" in note
+    trials = pd.read_csv(tmp_path / "run" / "trials.csv")
+    assert len(trials) == 3 and list(trials["precision"]) == [precision] * 3
+    assert {json.loads(f)["precision"] for f in trials["fidelity"]} == {precision}
+    assert again.study.user_attrs["precision"] == precision
+    assert load_dashboard_data(tmp_path / "run").facts["precision"] == f"{precision} (trained: 3 {precision})"
+
+
+def test_naming_the_precision_auto_resolved_to_is_the_same_study(tmp_path, monkeypatch):
+    monkeypatch.setenv("PISEARCH_BF16", "1")
+    run(tmp_path, write_study(tmp_path, n_trials=1, fidelity={**TINY_STUDY["fidelity"], "precision": "fp32"}))
+    config, space = load_study_config(write_study(tmp_path, n_trials=2))    # precision: auto (the default)
+    run_study(config, space, out_dir=tmp_path / "run", progress=False)      # resumes, in the study's fp32
+    assert list(pd.read_csv(tmp_path / "run" / "trials.csv")["precision"]) == ["fp32", "fp32"]
+    config, space = load_study_config(write_study(tmp_path, fidelity={**TINY_STUDY["fidelity"], "precision": "bf16"}))
+    with pytest.raises(UserError, match="study name clash.*differs in: fidelity"):
+        run_study(config, space, out_dir=tmp_path / "run", progress=False)
+
+
+def test_a_study_of_an_older_pisearch_keeps_the_precision_its_config_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("PISEARCH_BF16", "1")
+    config = load_study_config(write_study(tmp_path))[0]
+    older = SimpleNamespace(user_attrs={"config": json.dumps({"fidelity": {"precision": "fp32"}})})
+    assert study_precision(older, config) == "fp32"                # the old default, stored explicitly
+    assert study_precision(SimpleNamespace(user_attrs={}), config) == "bf16"    # new: this machine's auto
+    recorded = SimpleNamespace(user_attrs={"precision": "fp32", "config": json.dumps({"fidelity": {}})})
+    assert study_precision(recorded, config) == "fp32"

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from pisearch.data import ImageData, load_dataset
+from pisearch.errors import UserError
 from pisearch.spec import resnet
 from pisearch.spec import Act, Mask
 from pisearch.train import (Fidelity, bf16_supported, evaluate, has_non_relu_site, lr_at, recalibrate_bn,
@@ -113,15 +114,26 @@ def test_zero_init_auto_only_for_networks_with_a_non_relu_site():
 
 
 def test_precision_auto_is_bf16_only_with_bf16_units(monkeypatch):
-    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "NO AVX", "DEFAULT"):   # no AVX512 at all: no BF16
-        assert not bf16_supported("cpu")
-        assert resolved_precision(Fidelity(precision="auto"), "cpu") == "fp32"
+    monkeypatch.delenv("PISEARCH_BF16", raising=False)
+    assert Fidelity().precision == "auto"                                           # the default
     for avx512_bf16, amx, expected in ((False, False, "fp32"), (True, False, "bf16"), (False, True, "bf16")):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
         assert resolved_precision(Fidelity(precision="auto"), torch.device("cpu")) == expected
         assert resolved_precision(Fidelity(precision="fp32"), "cpu") == "fp32"     # explicit settings stay
         assert resolved_precision(Fidelity(precision="bf16"), "cpu") == "bf16"
+
+
+@pytest.mark.parametrize("forced, expected", [("1", "bf16"), ("0", "fp32")])
+@pytest.mark.parametrize("hardware", [True, False])
+def test_the_environment_overrides_bf16_detection_either_way(monkeypatch, forced, expected, hardware):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: hardware)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setenv("PISEARCH_BF16", forced)
+    assert resolved_precision(Fidelity(), "cpu") == expected
+    monkeypatch.setenv("PISEARCH_BF16", "yes")
+    with pytest.raises(UserError, match=r"\$PISEARCH_BF16: expected 1 .* or 0 .*, got 'yes'"):
+        bf16_supported("cpu")
 
 
 @pytest.mark.parametrize("supported, dtype", [(False, torch.float32), (True, torch.bfloat16)])

@@ -192,6 +192,8 @@ def _accuracy_text(record: dict) -> str:
     if record.get("weights"):
         text += f" ({record['weights']})"
     text += "."
+    if record.get("precision"):
+        text += f" Trained in {record['precision']}."
     if record.get("fidelity"):
         text += f" Training (proxy fidelity): `{json.dumps(record['fidelity'], sort_keys=True)}`."
     if record.get("series"):

@@ -17,6 +17,7 @@ import pandas as pd
 from pisearch.config import validate
 from pisearch.report import dashboard_html, rank_agreements
 from pisearch.space import BudgetConfig, SearchSpace
+from pisearch.study.objective import PRECISION_ATTR
 from pisearch.study.records import write_atomic
 from pisearch.study.store import CHECK_ATTR, read_study
 
@@ -64,6 +65,13 @@ def _counts(series: pd.Series, always: tuple[str, ...] = ()) -> str:
     return ", ".join(f"{int(counts.get(s, 0))} {str(s).lower()}" for s in names)
 
 
+def _precision_text(study: optuna.Study, trials: pd.DataFrame) -> str:
+    """The study's precision (what its ``auto`` fidelities train in) and the trials per precision they trained in."""
+    recorded = study.user_attrs.get(PRECISION_ATTR, "not recorded (a study of an older pisearch)")
+    used = trials[PRECISION_ATTR].dropna() if PRECISION_ATTR in trials else pd.Series(dtype=str)
+    return f"{recorded}" + (f" (trained: {_counts(used)})" if len(used) else "")
+
+
 def study_facts(study: optuna.Study, trials: pd.DataFrame, storage_label: str) -> dict[str, str]:
     """Study, storage (password masked), dataset, fidelity, measurements per fidelity level, sampler, objectives,
     level-0 trials by state and by source, wall time (first trial start to last trial end, every level) and the
@@ -77,6 +85,7 @@ def study_facts(study: optuna.Study, trials: pd.DataFrame, storage_label: str) -
     facts["dataset"] = dataset.get("name", unknown) + (f", {dataset['resolution']}² px" if dataset.get("resolution")
                                                        else "")
     facts["fidelity"] = ", ".join(f"{k}={v}" for k, v in sorted(config.get("fidelity", {}).items())) or unknown
+    facts["precision"] = _precision_text(study, trials)
     level = pd.to_numeric(trials["level"], errors="coerce").fillna(0).astype(int)
     measured = trials["accuracy"].notna()
     facts["fidelity levels measured"] = ", ".join(

@@ -42,6 +42,7 @@ from pisearch.study.runner import (
 from pisearch.study.seeds import run_seed_stage
 from pisearch.study.slots import FINISHED, count_slots, slot_holders
 from pisearch.study.store import Store, check_name, level_name, seeds_name
+from pisearch.train import resolved_precision
 
 POLL_S = 1.0  # how often the supervisor looks at its workers and the storage
 # `jobs: auto` on a GPU: 8 processes shared one H100 in the proxy-fidelity runs (one small proxy cannot fill it);
@@ -97,6 +98,12 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
     agreements of ``fidelity.json``), warnings included."""
     start = time.perf_counter()
     prep = prepare_study(config, space, n_trials=n_trials, storage=storage, out_dir=out_dir, worker_id=worker_id)
+    if config.levels[0].precision == "auto" and prep.config.levels[0].precision != resolved_precision(
+            config.levels[0], config.device):
+        print(f"note: study {config.name!r} trains in {prep.config.levels[0].precision}, the precision it was created "
+              f"with, although precision auto is {resolved_precision(config.levels[0], config.device)} on this "
+              "machine: its accuracies stay comparable", file=sys.stderr)
+    config = prep.config  # `precision: auto` resolved to the study's precision
     jobs = resolve_jobs(config.jobs if jobs is None else jobs, config)
     if jobs > 1 and prep.store.location.kind == "sqlite" and prep.store.location.path is None:
         raise UserError("--jobs: worker processes need a storage they can share (a SQLite file, a journal file or a "

@@ -17,7 +17,7 @@ from pisearch.space import SearchSpace
 from pisearch.spec import ArchSpec
 from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights, store_weights
 from pisearch.study.config import StudyConfig
-from pisearch.train import Fidelity, seeded_build, train_proxy
+from pisearch.train import Fidelity, resolved_precision, seeded_build, train_proxy
 
 CONSTRAINT_KEY = "relu_budget"  # > 0: ReLUs outside the budget window (feasible when ≤ 0)
 MACS_KEY = "macs_budget"        # > 0: MACs above budget.max_macs
@@ -28,6 +28,7 @@ DIVERGED = "diverged"  # True on a trial that diverged after its retry (a final 
 WARM_WEIGHTS = "warm_start_weights"  # artifact id of the weights a promoted trial starts from (level below)
 WARM_EPOCHS = "warm_start_epochs"    # epochs those weights were trained for (0: trained from scratch after all)
 WORKER = "worker"  # the worker (sampler seed offset, process of `run --jobs`) that ran the trial
+PRECISION_ATTR = "precision"  # fp32 | bf16: what a trial trained in; on the study: what its `auto` fidelities use
 SEARCHED = ("search", "seed")
 TWIN_POLL_S = 2.0  # how often a trial looks whether the running twin it waits for has finished  # the search's side: sampled trials and the designs it was seeded with
 
@@ -210,11 +211,12 @@ class TrialRunner:
             trial.set_user_attr("train_seconds", 0.0)
             trial.set_user_attr("accuracy_per_epoch", done.user_attrs.get("accuracy_per_epoch", []))
             trial.set_user_attr("accuracy", done.user_attrs["accuracy"])
-            for key in (WEIGHTS_ATTR, WARM_EPOCHS):
+            for key in (WEIGHTS_ATTR, WARM_EPOCHS, PRECISION_ATTR):
                 if key in done.user_attrs:
                     trial.set_user_attr(key, done.user_attrs[key])
             return values(done.user_attrs["accuracy"])
         model, fidelity = self.start_model(trial, spec)
+        trial.set_user_attr(PRECISION_ATTR, resolved_precision(fidelity, self.config.device))
         result = train_proxy(model, self.splits.train, self.splits.val, fidelity, device=self.config.device)
         trial.set_user_attr("train_seconds", round(result.train_seconds, 3))
         trial.set_user_attr("images_per_second", round(result.images_per_second, 1))

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import optuna
 from optuna.trial import TrialState
@@ -17,12 +18,14 @@ from pisearch.config import new_folder, validate
 from pisearch.data import Splits, load_dataset
 from pisearch.errors import UserError
 from pisearch.space import SearchSpace
-from pisearch.study.config import StudyConfig
+from pisearch.study.config import Ladder, StudyConfig
 from pisearch.study.candidates import enqueue_once, enqueued_trials
-from pisearch.study.objective import CANDIDATE_ATTRS, TARGET_BIN, WARM_WEIGHTS, TrialDiverged, TrialRunner
+from pisearch.study.objective import (CANDIDATE_ATTRS, PRECISION_ATTR, TARGET_BIN, WARM_WEIGHTS, TrialDiverged,
+                                      TrialRunner)
 from pisearch.study.promotion import Callback, enqueue_band, train_waiting
 from pisearch.study.slots import FINISHED, SURPLUS, TAKEN, count_slots, slots_ahead
 from pisearch.study.store import CHECK_ATTR, PARENT, Store, default_location, read_study
+from pisearch.train import Fidelity, resolved_precision
 
 WAITING = (TrialState.WAITING,)  # enqueued, not started (promotions waiting for a worker)
 REQUEUED_ATTRS = (*CANDIDATE_ATTRS, PARENT, WARM_WEIGHTS, TARGET_BIN, CHECK_ATTR)  # what a re-queued trial keeps
@@ -68,24 +71,64 @@ def open_store(config: StudyConfig, url: str) -> Store:
                       grace_period_s=config.storage.grace_period_s)
 
 
-def open_study(config: StudyConfig, space: SearchSpace, store: Store, worker_id: int = 0) -> optuna.Study:
+def study_precision(study: optuna.Study, config: StudyConfig) -> Literal["fp32", "bf16"]:
+    """The precision the study's ``precision: auto`` fidelities train in: the one recorded when the study was
+    created (user attr ``precision``), else for a study stored by an older pisearch the one its stored config
+    names, else level 0's (``auto`` resolved on this machine: :func:`~pisearch.train.resolved_precision`)."""
+    recorded = study.user_attrs.get(PRECISION_ATTR)
+    if recorded is None and "config" in study.user_attrs:
+        recorded = json.loads(study.user_attrs["config"]).get("fidelity", {}).get("precision", "fp32")
+    if recorded in ("fp32", "bf16"):
+        return recorded
+    return resolved_precision(config.levels[0], config.device)
+
+
+def with_precision(config: StudyConfig, precision: Literal["fp32", "bf16"]) -> StudyConfig:
+    """``config`` with ``precision: auto`` replaced by ``precision`` in level 0 and every level above it (explicit
+    settings stay)."""
+    def fix(f: Fidelity) -> Fidelity:
+        return f.model_copy(update={"precision": precision}) if f.precision == "auto" else f
+
+    ladder = Ladder(list(config.fidelities), [fix(f) for f in config.levels])
+    return config.model_copy(update={"fidelity": fix(config.fidelity), "fidelities": ladder})
+
+
+def _identity_at(identity: dict, precision: str) -> dict:
+    """A config identity with level 0's ``precision: auto`` read as the study's precision (a study created with
+    ``auto`` and one that named the precision it resolved to are the same study)."""
+    fidelity = identity.get("fidelity") or {}
+    if fidelity.get("precision", "auto") == "auto":
+        identity = {**identity, "fidelity": {**fidelity, "precision": precision}}
+    return identity
+
+
+def open_study(config: StudyConfig, space: SearchSpace, store: Store,
+               worker_id: int = 0) -> tuple[optuna.Study, StudyConfig]:
     """Create the study in ``store`` or load it; a stored study with another configuration is a name clash. A
-    new study stores the config and the validated space as the user attrs ``config`` and ``space`` (JSON), so a
-    worker needs nothing but the storage URL and the study name."""
+    new study stores the config (``precision: auto`` resolved on this machine) and the validated space as the user
+    attrs ``config`` and ``space`` (JSON), so a worker needs nothing but the storage URL and the study name, and
+    that precision as ``precision``. Returns the study and ``config`` with ``precision: auto`` replaced by the study's
+    precision (:func:`study_precision`): a study resumed on a machine whose ``auto`` differs keeps training in the
+    precision of its first trials, so their accuracies stay comparable."""
     study = store.create(config.name, config.directions, make_sampler(config, space, worker_id))
-    identity = json.dumps(_config_identity(config, space), sort_keys=True)
+    precision = study_precision(study, config)
+    resolved = with_precision(config, precision)
+    identity = json.dumps(_identity_at(_config_identity(config, space), precision), sort_keys=True)
     stored = study.user_attrs.get("config_identity")
     if stored is None:
         study.set_user_attr("config_identity", identity)
-        study.set_user_attr("config", json.dumps(config.model_dump(mode="json"), sort_keys=True))
+        study.set_user_attr("config", json.dumps(resolved.model_dump(mode="json"), sort_keys=True))
         study.set_user_attr("space", json.dumps(space.to_dict(), sort_keys=True))
-    elif diff := sorted(k for k, (o, n) in _pairs(json.loads(stored), json.loads(identity)) if o != n):
+    elif diff := sorted(k for k, (o, n) in _pairs(_identity_at(json.loads(stored), precision),
+                                                  json.loads(identity)) if o != n):
         raise UserError(f"study name clash: storage {store.location.label} already holds a study {config.name!r} "
                         f"with a different configuration (differs in: {', '.join(diff)}); rename the study or use "
                         f"another storage")
     if [d.name.lower() for d in study.directions] != config.directions:
         raise UserError(f"study name clash: stored study {config.name!r} has other objective directions")
-    return study
+    if PRECISION_ATTR not in study.user_attrs:
+        study.set_user_attr(PRECISION_ATTR, precision)
+    return study, resolved
 
 
 def count_trials(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
@@ -168,24 +211,25 @@ def prepare_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_tri
             with new_folder(out_dir) as tmp:
                 _open_and_queue(config, space, default_location(tmp).url, worker_id, child, enqueued, total)[0].close()
         url = default_location(out_dir).url
-    store, study = _open_and_queue(config, space, url, worker_id, child, enqueued, total)
+    store, study, config = _open_and_queue(config, space, url, worker_id, child, enqueued, total)
     return PreparedStudy(study, config, space, splits, store, out_dir, total)
 
 
 def _open_and_queue(config: StudyConfig, space: SearchSpace, url: str, worker_id: int, child: bool,
-                    enqueued: list, total: int) -> tuple[Store, optuna.Study]:
-    """Open the study at ``url`` and, unless ``child``, re-queue a dead run's trials (SQLite), enqueue the
-    candidates no trial holds yet and store the total: one process at a time (:meth:`Store.exclusive`), so two
-    runs started at once on a new study enqueue its baselines once."""
+                    enqueued: list, total: int) -> tuple[Store, optuna.Study, StudyConfig]:
+    """Open the study at ``url`` (:func:`open_study`: the study and its config at the study's precision) and, unless
+    ``child``, re-queue a dead run's trials (SQLite), enqueue the candidates no trial holds yet and store the total:
+    one process at a time (:meth:`Store.exclusive`), so two runs started at once on a new study enqueue its
+    baselines once."""
     store = open_store(config, url)
-    study = open_study(config, space, store, worker_id)
+    study, config = open_study(config, space, store, worker_id)
     if not child:
         with store.exclusive(f"pisearch enqueue {config.name}"):
             if store.location.kind == "sqlite":
                 store.requeue_dead(study, REQUEUED_ATTRS)
             enqueue_once(study, enqueued)
             study.set_user_attr("n_trials", total)
-    return store, study
+    return store, study, config
 
 
 def load_stored_study(storage: str, name: str) -> tuple[StudyConfig, SearchSpace, int]:

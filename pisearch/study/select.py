@@ -26,9 +26,9 @@ from pisearch.report import PROXY_TRAINED
 from pisearch.spec import ArchSpec
 from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights
 from pisearch.study.config import StudyConfig
-from pisearch.study.objective import WARM_EPOCHS
+from pisearch.study.objective import PRECISION_ATTR, WARM_EPOCHS
 from pisearch.study.store import read_study
-from pisearch.train import Fidelity, seeded_build, train_proxy
+from pisearch.train import Fidelity, resolved_precision, seeded_build, train_proxy
 
 
 @dataclass(frozen=True)
@@ -135,12 +135,16 @@ def trial_model(run: Run, row: pd.Series, *, retrain_epochs: int | None = None, 
         if pd.notna(inherited) and inherited:
             weights += f"; warm start: its first {int(inherited)} epochs were trained at the level below"
         level = None if pd.isna(row["level"]) else int(row["level"])
+        precision = row.get(PRECISION_ATTR)
+        precision = precision if isinstance(precision, str) else resolved_precision(fidelity, "cpu")
     else:
         if retrain_epochs is not None:
             fidelity = fidelity.model_copy(update={"epochs": retrain_epochs})
-        model, accuracy = _retrain(run.config, spec, fidelity, name, progress)
-        weights, level = f"retrained {fidelity.epochs} epochs", None
+        device = run.config.device if run.config.device == "cpu" or torch.cuda.is_available() else "cpu"
+        model, accuracy = _retrain(run.config, spec, fidelity, name, device, progress)
+        weights, level, precision = f"retrained {fidelity.epochs} epochs", None, resolved_precision(fidelity, device)
     metrics = {"accuracy": accuracy, "dataset": name, "level": level, "fidelity": fidelity.model_dump(mode="json"),
+               "precision": precision,
                "weights": weights, "study": run.study.study_name, "trial": number, "source": row["source"],
                "trial_accuracy": float(row["accuracy"]), "series": _series(row)}
     return spec, model.eval(), metrics
@@ -157,7 +161,7 @@ def _kept_weights(run: Run, artifact_id: str, number: int) -> dict:
                         f"({type(err).__name__}){hint}") from None
 
 
-def _retrain(config: StudyConfig, spec: ArchSpec, fidelity: Fidelity, name: str,
+def _retrain(config: StudyConfig, spec: ArchSpec, fidelity: Fidelity, name: str, device: str,
              progress: bool) -> tuple[nn.Module, float]:
     same = name == config.dataset.name
     splits = load_dataset(name, root=config.dataset.root if same else None, resolution=spec.resolution,
@@ -166,7 +170,6 @@ def _retrain(config: StudyConfig, spec: ArchSpec, fidelity: Fidelity, name: str,
     if splits.train.num_classes != spec.num_classes:
         raise UserError(f"--dataset {name}: has {splits.train.num_classes} classes, the architecture "
                         f"{spec.num_classes}")
-    device = config.device if config.device == "cpu" or torch.cuda.is_available() else "cpu"
     model = seeded_build(spec, fidelity)
     with tqdm(total=fidelity.epochs, unit="epoch", desc="retrain", disable=None if progress else True,
               leave=False) as bar:

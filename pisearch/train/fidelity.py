@@ -9,6 +9,8 @@ Every default was chosen by measurement; one line each on why (figures and the r
 * ``zero_init_residual`` on: keeps all-poly networks trainable (0.503 vs 0.105 or divergence without it).
 * ``grad_clip`` 1.0: without it all-poly networks diverge; ReLU networks end equal.
 * ``bn_recalibrate`` on: short proxies do not read lagging BN statistics (τ 0.47 without, 10 architectures).
+* ``precision`` auto: bf16 only where the hardware runs it natively (1.1–2.5× faster proxies, the same ranking:
+  ``benchmarks/precision.py``), fp32 elsewhere.
 """
 
 from __future__ import annotations
@@ -46,10 +48,11 @@ class Fidelity(ConfigModel):
                                     "(keeps all-poly networks from diverging)")
     bn_recalibrate: bool = Field(True, description="re-estimate BN statistics on train images before each "
                                  "validation")
-    precision: Literal["fp32", "bf16", "auto"] = Field("fp32", description="bf16: autocast forward passes to "
-                                                       "bfloat16 (≈2× faster on CPUs with AMX/AVX512-BF16 and on "
-                                                       "GPUs, emulated and slow elsewhere); auto: bf16 where the "
-                                                       "device has bf16 units, else fp32")
+    precision: Literal["fp32", "bf16", "auto"] = Field("auto", description="bf16: autocast forward passes to "
+                                                       "bfloat16 (1.1–2.5× faster on CPUs with AMX/AVX512-BF16 and "
+                                                       "on GPUs, emulated and ~5× slower elsewhere); auto: bf16 "
+                                                       "where the device has bf16 units, else fp32 (a study keeps "
+                                                       "the precision it was created with)")
     seed: int = Field(0, description="model init (seeded_build), subset, shuffling and augmentation")
     threads: int | None = Field(None, ge=1, description="torch CPU threads during training; None: unchanged")
     eval_batch_size: int = Field(512, ge=1)
