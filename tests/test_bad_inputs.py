@@ -106,6 +106,16 @@ CASES = {
     "worker: study not made by pisearch": (["worker", "--storage", "{db}", "--study", "plain"], {},
                                            "study 'plain' has no stored config"),
     "count: bad spec JSON": (["count", "bad.json"], {"bad.json": "{not json"}, "bad.json: not valid JSON"),
+    # issue 31: files are read as strictly as YAML reads a mapping (tests/test_strict_yaml.py)
+    "study file sets a key twice": (["run", "s.yaml", "--storage", "{db}"], {"s.yaml": study() + "n_trials: 30\n"},
+                                    "n_trials: duplicate key (lines "),
+    "space file of aliases expanding to millions": (
+        ["run", "s.yaml", "--storage", "{db}"], {"s.yaml": study(space="sp.yaml"), "sp.yaml": "a: &a [x, x, x, x]\n"
+                                                 + "".join(f"{b}: &{b} [*{a}, *{a}, *{a}, *{a}]\n"
+                                                           for a, b in zip("abcdefghi", "bcdefghij"))},
+        "sp.yaml: (file): its anchors and aliases expand it to more than 100,000 values"),
+    "count: spec JSON sets a key twice": (["count", "d.json"], {"d.json": '{"num_classes": 10,\n "num_classes": 9}'},
+                                          "d.json: num_classes: duplicate key (lines 1 and 2"),
     "count: unknown network": (["count", "resnet99"], {}, "unknown network 'resnet99'"),
     "count: missing spec file": (["count", "nope.json"], {}, "nope.json: no such spec file"),
     "rule: budget below smallest network": (["rule", "--budget", "100"], {}, "below the smallest network"),

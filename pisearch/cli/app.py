@@ -6,6 +6,9 @@ Each command lives in its own module of this package and registers itself with `
 
 from __future__ import annotations
 
+import os
+import socket
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +28,7 @@ MAX_EPOCHS = 100_000
 MAX_JOBS = 1024  # worker processes on one machine
 MIN_TIMEOUT_S, MAX_TIMEOUT_S = 1e-3, 1e9  # a timeout of 0 s would start nothing
 MAX_SEED = 2**32 - 1
+MAX_WORKER_ID = 65_535  # keeps every sampler seed (study seed + 10,007 × worker id) below 2**32
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -49,6 +53,12 @@ def spec_from_arg(arg: str, resolution: int | None = None, classes: int | None =
         return spec
     return net(arg, resolution=32 if resolution is None else resolution, num_classes=10 if classes is None else classes,
                convention=convention or "A")
+
+
+def default_worker_id() -> int:
+    """A worker id in [1, MAX_WORKER_ID] from this machine's name and this process's id, so that workers started
+    without ``--worker-id`` sample different points (0 is the id of the ``pisearch run`` that starts a study)."""
+    return zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % MAX_WORKER_ID + 1
 
 
 @app.callback()

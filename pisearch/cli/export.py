@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from pisearch.cli.app import MAX_EPOCHS, MAX_RELUS, MAX_TRIALS, app
+from pisearch.config import folder_lock
 from pisearch.report import check_export_target, write_export
 from pisearch.study import open_run, pick_trial, trial_model
 
@@ -42,6 +43,7 @@ def export(
         command += ["--retrain-epochs", str(retrain_epochs)]
     if dataset is not None:
         command += ["--dataset", dataset]
-    path = write_export(out, spec, model, metrics, reproduce=shlex.join(command))
+    with folder_lock(out.parent):  # two commands writing one export folder take turns: the last one's stays
+        path = write_export(out, spec, model, metrics, reproduce=shlex.join(command))
     typer.echo(f"trial {metrics['trial']} ({spec.summary()}): top-1 {metrics['accuracy']:.4f}, "
                f"{int(row['relus']):,} ReLUs (every site), {metrics['weights']} → {path}/")

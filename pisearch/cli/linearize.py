@@ -12,7 +12,7 @@ import typer
 from pisearch.cli.app import MAX_EPOCHS, MAX_SEED, app
 from pisearch.cost import count
 from pisearch.data import load_dataset
-from pisearch.config import exists, read_json
+from pisearch.config import exists, folder_lock, read_json
 from pisearch.errors import UserError
 from pisearch.linearize import GRANULARITIES, METHODS, PRESETS, LinearizeSettings, check_budget
 from pisearch.linearize import linearize as run_method
@@ -93,6 +93,7 @@ def linearize(
     metrics = {**report, "dataset": name, "source": method, "parent": str(model_dir), "parent_spec_hash": spec.hash,
                "weights": f"{method} linearization, finetuned {report['finetune_steps']} steps",
                "linearize": settings.model_dump(mode="json")}
-    path = write_export(out, new_spec, new_model, metrics, reproduce=shlex.join(command))
+    with folder_lock(out.parent):  # two commands writing one export folder take turns: the last one's stays
+        path = write_export(out, new_spec, new_model, metrics, reproduce=shlex.join(command))
     typer.echo(f"{method} ({granularity}): {relus:,} → {report['relus']:,} ReLUs (every site, budget {b:,}); "
                f"validation top-1 {report['accuracy_before']:.4f} → {report['accuracy']:.4f} → {path}/")

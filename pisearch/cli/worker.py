@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import zlib
 from pathlib import Path
 
 import typer
 
-from pisearch.cli.app import MAX_TIMEOUT_S, MAX_TRIALS, MIN_TIMEOUT_S, app
+from pisearch.cli.app import MAX_TIMEOUT_S, MAX_TRIALS, MAX_WORKER_ID, MIN_TIMEOUT_S, app, default_worker_id
 from pisearch.study import display_url, load_stored_study, run_study, state_summary
-
-MAX_WORKER_ID = 65_535  # keeps every sampler seed (study seed + 10,007 × worker id) below 2**32
-
-
-def default_worker_id() -> int:
-    """A worker id from this machine's name and this process's id, so that workers started without
-    ``--worker-id`` sample different points (pass ``--worker-id`` for reproducible sampler seeds)."""
-    return zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % (MAX_WORKER_ID + 1)
 
 
 @app.command()

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from pisearch.config import parse_json
 from pisearch.errors import SpecError
 from pisearch.spec.schema import ACT_KINDS, BLOCK_EXPANSION, ActDoc, parse_act, parse_spec
 
@@ -301,10 +302,7 @@ class ArchSpec:
     @classmethod
     def from_json(cls, text: str | bytes | Mapping, source: str = "spec") -> ArchSpec:
         """Parse and validate; a problem raises :class:`SpecError` naming ``source``, the key path and the reason."""
-        try:
-            obj = json.loads(text) if isinstance(text, (str, bytes)) else dict(text)
-        except json.JSONDecodeError as err:
-            raise SpecError(f"{source}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})")
+        obj = parse_json(text, source, SpecError) if isinstance(text, (str, bytes)) else dict(text)
         doc = parse_spec(obj, source)
         try:
             return cls(stages=tuple(Stage(**st.model_dump()) for st in doc.stages), stem=Stem(**doc.stem.model_dump()),

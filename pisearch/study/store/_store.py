@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +23,7 @@ from pisearch.study.store._frames import (
     CHECK_LEVEL, RETRY_OF, base_names, check_name, concat_levels, empty_frame, level_count, level_name, level_rows,
     seeds_name, trials_frame,
 )
+from pisearch.study.store._live import Live, attach, mutex
 from pisearch.study.store._location import Location, locate, locate_existing
 
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
@@ -86,11 +86,13 @@ class RetryStaleOnce:
 
 class Store:
     """One Optuna storage, opened once: its :class:`Location` and Optuna's storage object. Open it with
-    :meth:`open` (to create or run studies) or :meth:`read` (dashboards, exports: SQLite read-only)."""
+    :meth:`open` (to create or run studies; a file storage is then held :class:`Live` by this process) or
+    :meth:`read` (dashboards, exports: SQLite read-only)."""
 
-    def __init__(self, location: Location, storage: BaseStorage) -> None:
+    def __init__(self, location: Location, storage: BaseStorage, live: Live | None = None) -> None:
         self.location = location
         self.storage = storage
+        self.live = live
 
     @classmethod
     def open(cls, url: str, *, keep_attrs: tuple[str, ...] = (), heartbeat_interval_s: int = 60,
@@ -103,14 +105,23 @@ class Store:
         _check_sqlite_file(location)
         with _opening(location):
             if location.kind == "journal":
-                return cls(location, JournalStorage(JournalFileBackend(str(location.path))))
+                return cls(location, JournalStorage(JournalFileBackend(str(location.path))), attach(location))
             if location.kind == "sqlite":
                 busy = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
                 storage = RDBStorage(url, engine_kwargs=busy)
-                return cls(location, storage if location.path is None else _immediate(storage))
+                return cls(location, storage if location.path is None else _immediate(storage), attach(location))
             return cls(location, RDBStorage(url, engine_kwargs={"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}},
                                             heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s,
                                             heartbeat_stale_trial_callback=retry))
+
+    @staticmethod
+    def attach(url: str) -> Live | None:
+        """This process's :class:`Live` lock on the storage file at ``url``, taken before the storage is opened
+        (``Live.others``: whether another process runs trials on it); None where :func:`attach` gives None (a server,
+        a file not made yet)."""
+        location = locate(url)
+        with _opening(location):
+            return attach(location)
 
     @classmethod
     def read(cls, target: str) -> Store:
@@ -128,8 +139,9 @@ class Store:
     def exclusive(self, key: str) -> Iterator[None]:
         """Hold a lock named ``key`` on this storage while the block runs, so that processes doing the same
         read-then-write (enqueue the baselines no trial holds yet) do it one after the other: a PostgreSQL
-        advisory lock or MySQL's GET_LOCK on servers, ``flock`` on the storage file otherwise (SQLite and journal
-        files; SQLite's own locks are fcntl locks, which flock does not touch). A lock dies with its process."""
+        advisory lock or MySQL's GET_LOCK on servers, a lock on a byte of the storage file otherwise (SQLite and
+        journal files: :func:`~pisearch.study.store._live.mutex`, far from SQLite's own lock bytes). A lock dies
+        with its process."""
         if self.location.kind == "server":
             engine = self.storage.engine
             with engine.connect() as con:
@@ -153,18 +165,15 @@ class Store:
         if self.location.path is None:  # in-memory SQLite: one process
             yield
             return
-        with open(self.location.path, "rb") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with mutex(self.location.path):
+            yield
 
     def close(self) -> None:
-        """Close the storage's database connections (before its file is moved)."""
+        """Close the storage's database connections (before its file is moved) and let go of it (:class:`Live`)."""
         engine = getattr(self.storage, "engine", None)
         if engine is not None:
             engine.dispose()
+        self.live = None
 
     # ---- studies -------------------------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -263,7 +272,10 @@ class Store:
                      only: Callable[[FrozenTrial], bool] | None = None) -> int:
         """Fail the RUNNING trials of ``study`` (those ``only`` accepts, when given) and enqueue each again
         (:func:`requeue`); returns how many. Only for trials no live process runs (on servers, heartbeats do
-        this; a supervisor of local workers knows which of its workers died)."""
+        this; a supervisor of local workers knows which of its workers died): without ``only``, nothing while
+        another process has this file storage open (its running trials are alive; :meth:`Live.alone`)."""
+        if only is None and self.live is not None and not self.live.alone():
+            return 0
         dead = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if only is None or only(t)]
         for t in dead:
             study.tell(t.number, state=TrialState.FAIL)
