@@ -7,25 +7,22 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pisearch.data.images import ImageData, stratified_split
+from pisearch.data.images import ImageData, hold_out_test
 from pisearch.data.registry import register_dataset
 
-DIGITS_TEST_FRACTION = 0.2
-DIGITS_TEST_SEED = 0  # fixed: the digits test set never depends on the caller's split seed
 SYNTHETIC = {"classes": 10, "train_per_class": 60, "test_per_class": 20, "resolution": 16, "seed": 1234}
 
 
 @register_dataset("digits", default_resolution=32)
 def digits(root: Path | None, download: bool) -> tuple[ImageData, ImageData]:
     """scikit-learn's ``load_digits``: 1,797 real 8×8 handwritten digits (values 0–16 → 0–255), 10 classes;
-    a fixed stratified 20% is the test set."""
+    a fixed stratified 20% is the test set (:func:`~pisearch.data.images.hold_out_test`)."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     x = torch.from_numpy(bunch.images).mul(255 / 16).round().to(torch.uint8).unsqueeze(1)
     y = torch.from_numpy(bunch.target).long()
-    kept, held = stratified_split(y, DIGITS_TEST_FRACTION, DIGITS_TEST_SEED)
-    return ImageData(x[kept], y[kept], 10, "digits"), ImageData(x[held], y[held], 10, "digits")
+    return hold_out_test(ImageData(x, y, 10, "digits"))
 
 
 def synthetic_images(per_class: int, *, classes: int, resolution: int, seed: int) -> ImageData:

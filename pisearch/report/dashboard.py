@@ -10,6 +10,7 @@ Every point is a candidate at its highest fidelity level (see :mod:`pisearch.rep
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 from collections.abc import Callable, Mapping
@@ -218,7 +219,7 @@ COMPARE_VIEW = [
     ("search_train_seconds", "search s", "float"), ("compute_ratio", "search ÷ rule compute", "x"),
     ("search_best_accuracy_at_1x", "search best at 1× rule compute", "acc"),
     ("search_best_accuracy_at_5x", "at 5×", "acc"), ("search_best_accuracy_at_20x", "at 20×", "acc"),
-    ("level", "level", "int"), ("n_search", "searched", "int"), ("seeds", "seeds", "text"),
+    ("level", "level", "int"), ("n_search", "searched", "int"), ("train_seeds", "training seeds", "text"),
 ]
 BIN_VIEW = [("bin", "bin", "int"), ("relus_low", "ReLUs from", "int"), ("relus_high", "to", "int"),
             ("trials", "searched trials", "int"), ("measured", "measured", "int"),
@@ -299,14 +300,26 @@ def _plots(trials: pd.DataFrame, export: Callable[[int], str] | None, seed_runs:
     return "\n".join(parts)
 
 
+def samples_html(png: bytes | None) -> str:
+    """The dataset's sample grid (a PNG: one labelled row of training images per class) as an inline image."""
+    if not png:
+        return ""
+    return ("<h2>Sample images</h2><p class='note'>The first training images of each class (a row per class, "
+            "labelled with its output index and name), at the search space's resolution and channels: what the "
+            f"networks see.</p><img id='samples' alt='sample images per class' "
+            f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
+
+
 def dashboard_html(trials: pd.DataFrame, facts: Mapping[str, str], export_command: str | None = None,
-                   seed_runs: pd.DataFrame | None = None, bins: list[tuple[int, int]] = ()) -> str:
+                   seed_runs: pd.DataFrame | None = None, bins: list[tuple[int, int]] = (),
+                   samples: bytes | None = None) -> str:
     """The whole dashboard as one HTML document (plotly.js inlined when there is anything to plot).
 
     ``facts`` (label → text) is shown as the study-facts table; ``export_command`` is a ``str.format`` template
     with ``{trial}`` (e.g. ``pisearch export runs/x --trial {trial} -o runs/x/exports/trial{trial}``) shown for each
     Pareto trial. ``seed_runs`` (the ``compare: seeds`` re-trainings) add error bars and verdicts; ``bins`` (the
-    budget's ReLU bins) a table of searched trials per bin. With no measured candidate the page says so instead of
+    budget's ReLU bins) a table of searched trials per bin; ``samples`` (a PNG grid of the dataset's images per
+    class) is shown below the facts. With no measured candidate the page says so instead of
     plotting; trials that were not measured (failed, pruned, running, infeasible) are listed with their reason.
     """
     df = trials_table(trials)
@@ -328,4 +341,5 @@ def dashboard_html(trials: pd.DataFrame, facts: Mapping[str, str], export_comman
     script = f"<script>{get_plotlyjs()}</script>" if len(shown) else ""
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>pisearch · {title}</title>"
             f"<style>{STYLE}</style>{script}</head><body><h1>pisearch dashboard · {title}</h1>"
-            f"<h2>Study</h2><table class='facts'>{fact_rows}</table>{body}<script>{SORT_JS}</script></body></html>")
+            f"<h2>Study</h2><table class='facts'>{fact_rows}</table>{samples_html(samples)}{body}"
+            f"<script>{SORT_JS}</script></body></html>")

@@ -133,8 +133,9 @@ def estimates(cost: Cost) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def model_card(spec: ArchSpec, cost: Cost, record: dict, reproduce: str = "") -> str:
-    """``MODEL_CARD.md``: cost with its ReLU convention, accuracy and where it was measured, per-site table,
-    protocol estimates, provenance and the command that reproduces the folder."""
+    """``MODEL_CARD.md``: cost with its ReLU convention, accuracy and where it was measured, the class each output
+    names (``record["classes"]``, when known), per-site table, protocol estimates, provenance and the command that
+    reproduces the folder."""
     lines = [
         f"# {spec.summary()}",
         "",
@@ -157,6 +158,7 @@ def model_card(spec: ArchSpec, cost: Cost, record: dict, reproduce: str = "") ->
         "## Accuracy",
         "",
         _accuracy_text(record),
+        *_classes_section(record.get("classes")),
         "",
         "## Activation sites",
         "",
@@ -180,6 +182,15 @@ def model_card(spec: ArchSpec, cost: Cost, record: dict, reproduce: str = "") ->
     if reproduce:
         lines += ["", "## Reproduce", "", "```bash", reproduce, "```"]
     return "\n".join(lines) + "\n"
+
+
+def _classes_section(classes: list[str] | None) -> list[str]:
+    """Markdown lines naming the class of each output (``logits[:, i]`` is ``classes[i]``); none when unknown."""
+    if not classes:
+        return []
+    return ["", "## Classes", "", "Output `logits[:, i]` scores class i (the dataset's sorted class folder names, or "
+            "the names it gave):", "", "| output | class |", "| ---: | --- |",
+            *(f"| {i} | {str(name).replace('|', '∣')} |" for i, name in enumerate(classes))]
 
 
 def _accuracy_text(record: dict) -> str:
