@@ -1,18 +1,20 @@
 """Does the search beat DeepReShape's O(1) rule at the same ReLU budget, by more than seed noise, and at what
-compute? (issue 19). One command runs the whole experiment and prints its tables.
+compute, and does it beat random sampling of its own space? (issues 19, 28). One command runs the whole experiment
+and prints its tables.
 
 Studies (each with ``--study-seeds`` sampler seeds, the same trial count, every one in the quickstart space's
 DeepReShape design space at ``--resolution``, ReLU window 2K–30K in 5 log-spaced bins, a compute cap near the rule's MACs):
 
-* ``seeded``  NSGA-II seeded with the rule's designs (``init: {rule: true, neighbours: 1}``) + the rule points
-  as baselines; after the search ``compare: {seeds: S}`` re-trains every rule point and the searched contenders
-  with S training seeds, so compare.csv holds mean ± sd and paired verdicts by ReLUs and by latency.
-* ``nsga2``, ``tpe``, ``random``: the same space and trial count, unseeded, no baselines (plain searches).
+* a sampler's name (``cost_ehvi``, ``random``, ``tpe``, ``gp``, ``nsga2`` …; default: the study default and
+  random): a plain search of the space with the rule points as baselines (trained and compared, never seeds); after
+  the search the verdict stage (``compare: {seeds: S}``) re-trains every rule point and the searched contenders with
+  S training seeds, so compare.csv holds mean ± sd and paired verdicts by ReLUs and by latency.
+* ``seeded``: the same with NSGA-II seeded with the rule's designs (``init: {rule: true, neighbours: 1}``).
 
 Printed: whether the proxy separates the rule's budgets at all (its most-ReLU point against its fewest, paired
 over the training seeds: :func:`~pisearch.report.relu_sensitivity`); per rule budget, the rule's accuracy mean ± sd
-(training seeds, pooled over study seeds), the seeded search's best contender at ≤ the rule's ReLUs (mean ± sd),
-the verdicts of every study seed by ReLUs and by latency, and the compute ratio (the seeded study's total training
+(training seeds, pooled over study seeds), each search's best contender at ≤ the rule's ReLUs (mean ± sd),
+the verdicts of every study seed by ReLUs and by latency, and the compute ratio (the study's total training
 seconds / the rule points'); per budget and study seed, each contender with its paired 95 % interval, and the tally
 the issue asks for (win-or-tie share and wins, by ReLUs and by latency); the best single-seed accuracy ≤ the rule's ReLUs of every plain search; and the
 shared-range hypervolume of every study's searched points against random's at equal trials (mean over study
@@ -20,7 +22,7 @@ seeds). ReLUs: convention A (stem kept).
 
 Every study writes its run folder under ``--out`` and resumes from it, so an interrupted run continues.
 
-    python benchmarks/search_vs_rule.py --dataset fashion_mnist            # ≈ 1 h on 2 CPU cores
+    python benchmarks/search_vs_rule.py --dataset fashion_mnist            # ≈ 3 h on 2 CPU cores
     python benchmarks/search_vs_rule.py --dataset fashion_mnist --quick    # smoke run, a few minutes
     python benchmarks/search_vs_rule.py --dataset cifar100 --device cuda --resolution 32 --trials 48 --epochs 10 \
         --train-subset 0
@@ -38,6 +40,9 @@ import pandas as pd
 from pisearch.report import compare_table, measured, relu_sensitivity, shared_hypervolume, trials_table
 from pisearch.space import SearchSpace
 from pisearch.study import StudyConfig, run_study
+from pisearch.study.config import SamplerConfig
+from pisearch.study.samplers import SAMPLERS
+from pisearch.study.records import VERDICT_RUNS
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ROOT / "search_spaces" / "quickstart.yaml"
@@ -46,7 +51,8 @@ SPACE = ROOT / "search_spaces" / "quickstart.yaml"
 BUDGETS = [3000, 5000, 10000, 16000, 24000]
 WINDOW = (2000, 30000)
 MAX_MACS = 12_000_000  # the rule's designs: 11.1M MACs at 16²
-VARIANTS = ("seeded", "nsga2", "tpe", "random")
+VARIANTS = ("seeded", *SAMPLERS)
+DEFAULT_VARIANTS = (SamplerConfig().name, "random")  # the study default against random sampling
 
 
 def study_config(variant: str, seed: int, args: argparse.Namespace) -> StudyConfig:
@@ -65,9 +71,9 @@ def study_config(variant: str, seed: int, args: argparse.Namespace) -> StudyConf
         "device": args.device, "sampler": sampler, "dashboard": False,
         "budget": {"min_relus": round(WINDOW[0] * scale), "max_relus": round(WINDOW[1] * scale), "bins": 5,
                    "max_macs": args.max_macs or round(MAX_MACS * scale)},
-        "baselines": {"deepreshape": {"budgets": [round(b * scale) for b in BUDGETS]}} if seeded else {},
+        "baselines": {"deepreshape": {"budgets": [round(b * scale) for b in BUDGETS]}},
         "init": {"rule": True, "neighbours": args.neighbours} if seeded else {},
-        "compare": {"seeds": args.compare_seeds if seeded else 0},
+        "compare": {"seeds": args.compare_seeds},
     }
     return StudyConfig.model_validate(doc)
 
@@ -86,8 +92,8 @@ def run_cell(variant: str, seed: int, args: argparse.Namespace) -> tuple[pd.Data
                        progress=not args.quiet)
     wall = time.perf_counter() - start
     compare = pd.read_csv(out / "compare.csv") if (out / "compare.csv").exists() else None
-    if compare is not None and (out / "seeds.csv").exists():
-        sensitivity = relu_sensitivity(compare, pd.read_csv(out / "seeds.csv"))
+    if compare is not None and (out / VERDICT_RUNS).exists():
+        sensitivity = relu_sensitivity(compare, pd.read_csv(out / VERDICT_RUNS))
         if sensitivity is not None:
             print(f"[{variant} seed {seed}] {sensitivity['text']}", flush=True)
     print(f"[{variant} seed {seed}] {len(result.trials)} trials in {wall:.0f} s -> {out}", flush=True)
@@ -108,7 +114,7 @@ def mean_sd(values: list[float]) -> str:
     return f"{s.mean():.4f}±{(s.std() if len(s) > 1 else 0.0):.4f}"
 
 
-def seeded_table(compares: list[pd.DataFrame]) -> pd.DataFrame:
+def variant_table(compares: list[pd.DataFrame]) -> pd.DataFrame:
     """Per budget, pooled over study seeds: rule and search accuracy (means of the training seeds), verdicts."""
     rows = []
     for budget, group in pd.concat(compares).groupby("budget", sort=True):
@@ -163,7 +169,7 @@ def plain_table(trials: dict[tuple[str, int], pd.DataFrame], rule: pd.DataFrame)
     rows = []
     for _, point in rule.drop_duplicates("budget").iterrows():
         row = {"budget": int(point["budget"]), "rule_relus": int(point["rule_relus"])}
-        for variant in VARIANTS:
+        for variant in dict.fromkeys(v for v, _ in trials):
             best = [searched(t)[searched(t)["relus"] <= point["rule_relus"]]["accuracy"].max()
                     for (v, _), t in trials.items() if v == variant]
             row[variant] = mean_sd([float(b) for b in best])
@@ -174,7 +180,7 @@ def plain_table(trials: dict[tuple[str, int], pd.DataFrame], rule: pd.DataFrame)
 def hypervolume_table(trials: dict[tuple[str, int], pd.DataFrame], seeds: list[int]) -> pd.DataFrame:
     """Shared-range hypervolume of each variant's searched points / random's, per study seed and their mean."""
     rows = []
-    for variant in VARIANTS:
+    for variant in dict.fromkeys(v for v, _ in trials):
         if variant == "random" or (variant, seeds[0]) not in trials:
             continue
         ratios = [shared_hypervolume(searched(trials[(variant, s)]), searched(trials[("random", s)]))["ratio"]
@@ -189,19 +195,20 @@ def main() -> None:
     ap.add_argument("--dataset", default="fashion_mnist")
     ap.add_argument("--resolution", type=int, default=16)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--trials", type=int, default=32, help="trials per study (seeded trials included)")
+    ap.add_argument("--trials", type=int, default=36, help="trials per study (baselines and seeds included)")
     ap.add_argument("--neighbours", type=int, default=1, help="mutated neighbours per rule design (seeded)")
     ap.add_argument("--max-macs", type=int, default=0, help="compute cap per candidate (default: 12M at 16², "
                     "scaled by the pixel count; the rule's designs have 11.1M MACs at 16²)")
     ap.add_argument("--population", type=int, default=8, help="NSGA-II population")
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--train-subset", type=int, default=4096, help="training images per epoch (0: all of train)")
+    ap.add_argument("--epochs", type=int, default=2, help="proxy epochs (2 × 16,384 images separates the rule's "
+                    "budgets at 16²; 1 × 4,096 does not)")
+    ap.add_argument("--train-subset", type=int, default=16384, help="training images per epoch (0: all of train)")
     ap.add_argument("--warmup-epochs", type=float, default=0.2, help="linear warm-up of the proxy, in epochs")
     ap.add_argument("--val-fraction", type=float, default=0.05, help="validation share of the train split")
     ap.add_argument("--study-seeds", type=int, default=3)
     ap.add_argument("--compare-seeds", type=int, default=3, help="training seeds of the verdicts")
     ap.add_argument("--jobs", default="auto", help="worker processes per study")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"any of {', '.join(VARIANTS)}")
     ap.add_argument("--out", default=str(ROOT / "runs" / "search_vs_rule"))
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 study seed, 10 trials, 1 epoch × 256")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -211,12 +218,14 @@ def main() -> None:
     if args.quick:
         args.study_seeds, args.trials, args.epochs, args.train_subset, args.compare_seeds = 1, 10, 1, 256, 2
         args.out = str(Path(args.out) / "quick")
-    variants = [v for v in VARIANTS if v in args.variants.split(",")]
+    variants = args.variants.split(",")
+    if unknown := [v for v in variants if v not in VARIANTS]:
+        ap.error(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
     seeds = list(range(args.study_seeds))
     start = time.perf_counter()
     cells = {(v, s): run_cell(v, s, args) for s in seeds for v in variants}
     trials = {key: cell[0] for key, cell in cells.items()}
-    compares = {s: cell[1] for (v, s), cell in cells.items() if v == "seeded" and cell[1] is not None}
+    compares = {(v, s): cell[1] for (v, s), cell in cells.items() if cell[1] is not None}
     seconds = {v: sum(pd.to_numeric(cells[(v, s)][0]["train_seconds"], errors="coerce").sum() for s in seeds)
                for v in variants}
     print(f"\n{args.dataset} at {args.resolution}², {args.trials} trials per study, proxy {args.epochs} epochs × "
@@ -225,14 +234,18 @@ def main() -> None:
     print("training seconds per variant (all study seeds): "
           + ", ".join(f"{v} {s:.0f}" for v, s in seconds.items()))
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        if compares:
-            print("\nseeded NSGA-II vs the rule (accuracy: mean over training seeds; ± over study seeds):")
-            print(seeded_table(list(compares.values())).to_string(index=False))
-            verdicts = verdict_table(compares)
-            print("\nper study seed (contender: trial number and ReLUs; interval: paired 95 % of search − rule):")
+        for variant in variants:
+            mine = {s: c for (v, s), c in compares.items() if v == variant}
+            if not mine:
+                continue
+            print(f"\n{variant} vs the rule (accuracy: mean over training seeds; ± over study seeds):")
+            print(variant_table(list(mine.values())).to_string(index=False))
+            verdicts = verdict_table(mine)
+            print("per study seed (contender: trial number and ReLUs; interval: paired 95 % of search − rule):")
             print(verdicts.to_string(index=False))
-            print(tally(verdicts))
-            rule = compare_table(trials[("seeded", seeds[0])])
+            print(f"{variant}: {tally(verdicts)}")
+        if compares:
+            rule = compare_table(trials[next(iter(compares))])
             print("\nbest single-seed accuracy at ≤ the rule's ReLUs (mean ± sd over study seeds):")
             print(plain_table(trials, rule).to_string(index=False))
         if "random" in variants:

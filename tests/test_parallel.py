@@ -154,7 +154,7 @@ def test_jobs_values(tmp_path, monkeypatch, cores):
 
 def test_stage_progress_follows_the_stages_after_the_round(tmp_path):
     """The supervisor of several workers rewrites the reports and moves its bar while a stage after the round runs:
-    a seed run that finishes changes the signature (so seeds.csv and compare.csv are rewritten), and the bar
+    a seed run that finishes changes the signature (so verdict_runs.csv and compare.csv are rewritten), and the bar
     counts that stage's trials under its label."""
     store = Store.open(f"sqlite:///{tmp_path / 'study.db'}")
     study = store.create("p", ["maximize", "minimize"], optuna.samplers.RandomSampler())
@@ -168,9 +168,9 @@ def test_stage_progress_follows_the_stages_after_the_round(tmp_path):
     for _ in range(3):
         seeds.enqueue_trial({})
     signature, done, total, stage = stage_progress(store, study, 3)
-    assert (done, total, stage) == (0, 3, "seeds")
+    assert (done, total, stage) == (0, 3, "verdict runs")
     running = seeds.ask()
     assert stage_progress(store, study, 3)[:3] == (signature, 0, 3)  # a trial starting changes nothing
     seeds.tell(running, [0.7, 80.0])
     after = stage_progress(store, study, 3)
-    assert after[0] != signature and after[1:] == (1, 3, "seeds")
+    assert after[0] != signature and after[1:] == (1, 3, "verdict runs")

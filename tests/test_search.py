@@ -116,6 +116,34 @@ def test_a_seed_the_space_cannot_express_is_refused_before_the_storage(tmp_path,
         f"sqlite:///{tmp_path / 'run' / 'study.db'}")
 
 
+def test_a_baseline_outside_the_space_is_trained_and_compared_but_never_a_sampler_observation(tmp_path, trained):
+    space_doc = yaml.safe_load(TINY.read_text())
+    space_doc["acts"]["granularity"] = "stage"          # one choice per stage: the rule's thinned stages need two
+    (tmp_path / "stage.yaml").write_text(yaml.safe_dump(space_doc))
+    result, config, _ = run(tmp_path, space=str(tmp_path / "stage.yaml"), n_trials=10,
+                            sampler={"name": "nsga2", "population_size": 4}, **RULE)
+    study, space = result.study, SearchSpace.load(tmp_path / "stage.yaml")
+    rules = [t for t in study.trials if t.user_attrs.get("source") == "rule"]
+    outside = [t for t in rules if "outside_space" in t.user_attrs]
+    assert outside and all("cannot express it: act_stage" in t.user_attrs["outside_space"] for t in outside)
+    assert all(t.state == optuna.trial.TrialState.FAIL and t.params == {} for t in outside)   # no sampler sees them
+    table = pd.read_csv(tmp_path / "run" / "trials.csv")
+    rows = table[table["number"].isin([t.number for t in outside])]
+    assert set(rows["state"]) == {"COMPLETE"} and rows["accuracy"].notna().all()       # measured, in the reports
+    compare = pd.read_csv(tmp_path / "run" / "compare.csv")
+    assert sorted(compare["budget"]) == [3000, 6000] and compare["rule_accuracy"].notna().all()
+    notes = (tmp_path / "run" / "compare_notes.txt").read_text()
+    assert any(line.startswith("deepreshape@") and "is outside the space" in line and "never a sampler observation"
+               in line for line in result.notes) and "is outside the space" in notes
+    again = run(tmp_path, space=str(tmp_path / "stage.yaml"), n_trials=10,
+                sampler={"name": "nsga2", "population_size": 4}, **RULE)[0]
+    assert len(again.trials) == len(result.trials)                 # resumed: measured, so not enqueued again
+    knobs = set(space.grid())
+    assert set(make_sampler(config, space).infer_relative_search_space(study, study.ask())) == knobs
+    with pytest.raises(UserError, match="cannot express it: act_stage.*init: seeds must be designs of the space"):
+        run(tmp_path / "seeded", space=str(tmp_path / "stage.yaml"), n_trials=10, init={"rule": True}, **RULE)
+
+
 def test_max_macs_candidates_are_costed_but_never_trained(tmp_path, trained):
     cap = 1_500_000
     result, _, _ = run(tmp_path, n_trials=14, sampler={"name": "random"}, budget={"max_macs": cap})
@@ -155,13 +183,13 @@ def test_run_summary_shows_trials_per_bin(tmp_path, trained):
 def test_compare_seeds_give_verdicts_with_error_bars(tmp_path, trained):
     result, config, _ = run(tmp_path, n_trials=10, sampler={"name": "random"}, init={"rule": True}, compare={"seeds": 3},
                             **RULE)
-    runs = pd.read_csv(tmp_path / "run" / "seeds.csv")
+    runs = pd.read_csv(tmp_path / "run" / "verdict_runs.csv")
     compare = pd.read_csv(tmp_path / "run" / "compare.csv").set_index("budget")
     assert set(runs["train_seed"]) == {4 + 1000, 4 + 2000, 4 + 3000}  # never the search's own seed (4)
     assert runs.groupby(["parent", "level"]).size().eq(3).all()
     for budget in (3000, 6000):
         row = compare.loc[budget]
-        assert row["seeds"] == "1004,2004,3004" and row["verdict"] in ("win", "tie", "loss")
+        assert row["train_seeds"] == "1004,2004,3004" and row["verdict"] in ("win", "tie", "loss")
         assert not math.isnan(row["rule_accuracy_std"]) and not math.isnan(row["search_accuracy_mean"])
     # the seeded rule design is a contender of its own budget at worst: the search never loses to itself
     assert (compare["search_best_accuracy"] >= compare["rule_accuracy"]).all()

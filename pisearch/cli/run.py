@@ -1,4 +1,5 @@
-"""``pisearch run``: launch or resume a search study from a study file."""
+"""``pisearch run``: launch or resume a search study from a study file; one started while another command runs the
+study on its file storage joins it as one more worker."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pisearch.cli.app import MAX_JOBS, MAX_TIMEOUT_S, MAX_TRIALS, MIN_TIMEOUT_S, app
+from pisearch.cli.app import MAX_JOBS, MAX_TIMEOUT_S, MAX_TRIALS, MIN_TIMEOUT_S, app, default_worker_id
 from pisearch.errors import UserError
 from pisearch.report import bin_table
-from pisearch.study import front_of, load_study_config, relu_bins, run_study, state_summary
+from pisearch.study import (Live, Store, StudyConfig, default_location, display_url, front_of, load_study_config,
+                            relu_bins, run_study, state_summary)
 
 
 def parse_jobs(text: str | None) -> int | str | None:
@@ -22,6 +24,21 @@ def parse_jobs(text: str | None) -> int | str | None:
     if not re.fullmatch(r"\s*[0-9]{1,9}\s*", text) or not 1 <= int(text) <= MAX_JOBS:
         raise UserError(f"--jobs: expected a whole number in [1, {MAX_JOBS}] or auto, got {text!r}")
     return int(text)
+
+
+def joining(config: StudyConfig, storage: str | None, out: Path | None) -> tuple[Live | None, int]:
+    """This command's hold on the study's file storage (kept for the whole command: :class:`Live`) and its worker
+    id: 0 when it starts the study's run, else (another process runs the study there) an id of its own, printed:
+    it joins as one more worker, in one process."""
+    folder = out or Path("runs") / config.name
+    url = storage or config.storage.url
+    live = Store.attach(url or default_location(folder).url)
+    if live is None or not live.others:
+        return live, 0
+    worker_id = default_worker_id()
+    typer.echo(f"{display_url(url) if url else folder}: another pisearch command is running study {config.name!r}; "
+               f"this one joins it as worker {worker_id} (one process)", err=True)
+    return live, worker_id
 
 
 @app.command()
@@ -42,8 +59,10 @@ def run(
     """Run (or resume) a study: trials.csv and pareto.csv are rewritten after every trial."""
     workers = parse_jobs(jobs)
     config, space_path = load_study_config(study_file)
+    live, worker_id = joining(config, storage, out)
     result = run_study(config, space_path, n_trials=n_trials, timeout_s=timeout, storage=storage, out_dir=out,
-                       progress=progress, jobs=workers)
+                       progress=progress, jobs=1 if worker_id else workers, worker_id=worker_id)
+    del live  # held until the study's trials are done
     df = result.trials
     console = Console()
     console.print(f"study {config.name!r}: {state_summary(df)} — {result.wall_seconds:.0f} s — {result.out_dir}/")

@@ -40,7 +40,7 @@ _SIDE = ["number", "source", "label", "relus", "latency_ms", "accuracy"]
 COMPARE_COLUMNS = [
     "budget", "rule_number", "rule_label", "rule_relus", "rule_latency_ms", "rule_accuracy", "level", "n_search",
     *[f"search_best_{c}" for c in _SIDE], "search_minus_rule",
-    "seeds", "rule_accuracy_mean", "rule_accuracy_std", "search_accuracy_mean", "search_accuracy_std",
+    "train_seeds", "rule_accuracy_mean", "rule_accuracy_std", "search_accuracy_mean", "search_accuracy_std",
     "difference_mean", "difference_low", "difference_high", "verdict",
     *[f"latency_best_{c}" for c in _SIDE], "latency_accuracy_mean", "latency_accuracy_std", "latency_difference_mean",
     "latency_difference_low", "latency_difference_high", "verdict_latency",
@@ -157,7 +157,7 @@ def _compare_row(rule: pd.DataFrame, search: pd.DataFrame, runs: pd.DataFrame | 
     rule_seeds = _seed_accuracies(runs, point["number"], level)
     found, p = _verdict(rule_seeds, _seed_accuracies(runs, row["search_best_number"], level), "search_")
     row |= {k.replace("search_difference", "difference"): v for k, v in found.items()}
-    row |= {"verdict": p.verdict, "seeds": ",".join(map(str, p.seeds)),
+    row |= {"verdict": p.verdict, "train_seeds": ",".join(map(str, p.seeds)),
             "rule_accuracy_mean": p.b_mean, "rule_accuracy_std": p.b_std}
     found, p = _verdict(rule_seeds, _seed_accuracies(runs, row["latency_best_number"], level), "latency_")
     return row | found | {"verdict_latency": p.verdict}

@@ -41,6 +41,27 @@ class FixedParams:
         return self._value(name)
 
 
+class RandomParams(FixedParams):
+    """A stand-in for an Optuna trial that answers every ``suggest_*`` uniformly at random from ``rng`` (what
+    Optuna's ``RandomSampler`` does) and records the answers in ``params``."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        super().__init__({})
+        self.rng = rng
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1) -> int:
+        self.params[name] = low + step * int(self.rng.integers((high - low) // step + 1))
+        return self.params[name]
+
+    def suggest_float(self, name: str, low: float, high: float) -> float:
+        self.params[name] = float(self.rng.uniform(low, high))
+        return self.params[name]
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        self.params[name] = choices[int(self.rng.integers(len(choices)))]
+        return self.params[name]
+
+
 def act_param(key: str) -> str:
     """The parameter name of act group ``key`` (``act`` for the network granularity's one group)."""
     return f"act_{key}" if key else "act"

@@ -32,8 +32,10 @@ from pisearch.config import read_yaml
 from pisearch.cost import count
 from pisearch.errors import UserError
 from pisearch.spec import OUTER_STAGES, ArchSpec, Site, resnet, stage_widths
-from pisearch.space.encoding import act_param, neighbour, params_of
+from pisearch.space.encoding import RandomParams, act_param, neighbour, params_of
 from pisearch.space.schema import BudgetConfig, SpaceConfig, free_knob, parse_config, width_knobs
+
+DRAW_TRIES = 100  # random draws SearchSpace.draw makes to find one inside the budget
 
 _GROUP_KEY = {
     "network": lambda site: "",
@@ -138,6 +140,21 @@ class SearchSpace:
             return make(stage_widths(values[0], values[1:n]))
         pool = self.fitting(values, knob, n, make, window)
         return pool[min(int(frac * len(pool)), len(pool) - 1)][1]
+
+    def draw(self, rng: np.random.Generator, *, num_classes: int, in_channels: int = 3,
+             tries: int = DRAW_TRIES) -> tuple[dict[str, Any], ArchSpec]:
+        """One design drawn uniformly over the space's parameters (as Optuna's ``RandomSampler`` would) that lies
+        inside the budget (ReLU window and MAC cap), with the parameters that give it; after ``tries`` draws
+        outside the budget, the last one."""
+        low, high = self.budget
+        for _ in range(tries):
+            trial = RandomParams(rng)
+            spec = self.sample(trial, num_classes=num_classes, in_channels=in_channels)
+            cost = count(spec)
+            if ((low is None or cost.relus >= low) and (high is None or cost.relus <= high)
+                    and (self.max_macs is None or cost.macs <= self.max_macs)):
+                break
+        return trial.params, spec
 
     def draft(self, trial: Any, num_classes: int, in_channels: int) -> tuple[int, list, Any]:
         """Everything :meth:`sample` asks but the budget knob: the number of stages ``n``, the width knobs'

@@ -2,8 +2,11 @@
 (``source=seed``), every one as parameters of the study's own space.
 
 Every trial the sampler sees carries the same parameters (the space's fixed encoding), so NSGA-II crosses over
-every knob and TPE models them jointly; a baseline or seed the space cannot express is refused with the knob that
-cannot (:meth:`~pisearch.space.SearchSpace.params_of`) before the storage is touched.
+every knob and TPE models them jointly. A baseline the space cannot express (:meth:`~pisearch.space.SearchSpace.
+params_of` names the knob) is still trained and compared, but *outside the space*: no params, and its trial ends
+FAIL in Optuna's storage so no sampler observes it or breeds from it (trials.csv shows it measured, with
+``outside_space`` saying why). A seed must be a design of the space: one that is not is refused before the storage
+is touched.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pisearch.space import SearchSpace
 from pisearch.spec import ArchSpec, net
 from pisearch.study.config import StudyConfig
 from pisearch.study.objective import CANDIDATE_ATTRS, holds_result
+from pisearch.study.store import OUTSIDE_SPACE
 
 NEIGHBOUR_TRIES = 20  # draws per wanted neighbour before giving up (a small space may have few distinct ones)
 
@@ -53,7 +57,11 @@ def baselines(config: StudyConfig, space: SearchSpace, num_classes: int, in_chan
         attrs = {"source": source, "label": label, "spec": spec.to_json()}
         if budget is not None:
             attrs["budget"] = budget
-        out.append(Candidate(space.params_of(spec, f"{where} ({label})"), attrs))
+        try:
+            params = space.params_of(spec, f"{where} ({label})")
+        except UserError as err:  # still trained and compared, never shown to the sampler
+            params, attrs[OUTSIDE_SPACE] = {}, str(err)
+        out.append(Candidate(params, attrs))
     return out
 
 
@@ -62,8 +70,13 @@ def seeds(config: StudyConfig, space: SearchSpace, found: list[Candidate], num_c
     """The ``init:`` designs (``source=seed``): the rule's and named nets' designs among ``found`` baselines, the
     spec files, and ``neighbours`` mutated neighbours of each (drawn from the study seed; duplicates skipped)."""
     init = config.init
-    designs = [(c.attrs["label"], c.params) for c in found
-               if (init.rule and c.attrs["source"] == "rule") or (init.nets and c.attrs["source"] == "net")]
+    chosen = [c for c in found
+              if (init.rule and c.attrs["source"] == "rule") or (init.nets and c.attrs["source"] == "net")]
+    for c in chosen:  # a seed is a parent of the search: it must be a point of the space
+        if OUTSIDE_SPACE in c.attrs:
+            raise UserError(f"{c.attrs[OUTSIDE_SPACE]}; as a baseline it is trained and compared, but init: seeds "
+                            "must be designs of the space (set init.rule / init.nets to false, or widen the space)")
+    designs = [(c.attrs["label"], c.params) for c in chosen]
     for i, text in enumerate(init.specs):
         spec = replace(ArchSpec.from_json(text, source=f"init.specs[{i}]"), in_channels=in_channels)
         designs.append((f"spec {spec.hash}", space.params_of(spec, f"study {config.name!r}: init.specs[{i}]")))

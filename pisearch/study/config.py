@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (Field, SerializerFunctionWrapHandler, ValidationError, ValidationInfo, field_validator,
+                      model_serializer, model_validator)
 
 from pisearch.config import ConfigModel, key_path, read_text, read_yaml, reason, validate
+from pisearch.data import OWN_KEYS
 from pisearch.errors import UserError
 from pisearch.space import BudgetConfig
 from pisearch.spec import ArchSpec
+from pisearch.study.samplers import check_options
 from pisearch.train import Fidelity
 
 # Objective name -> Optuna direction. Units: accuracy is validation top-1 in [0, 1]; relus / relus_b / polys are
@@ -24,23 +27,51 @@ OBJECTIVES = {
 
 class DatasetConfig(ConfigModel):
     """Which data (``pisearch.data`` registry name) and how it is split; images are resized to the search space's
-    ``resolution`` (the pixels its ReLU counts are per); ``resolution`` here, if given, must equal it."""
+    ``resolution`` (the pixels its ReLU counts are per); ``resolution`` here, if given, must equal it. Your own
+    images: ``folder`` reads ``root`` (one subfolder per class) and ``test_root`` (the same classes; without it a
+    stratified 20 % of root is the test set), ``npz`` reads the arrays of the file ``path``; ``subset``: read at most
+    this many of their training images (a stratified sample drawn by ``split_seed``). Paths are relative to the
+    working directory."""
 
     name: str = "digits"
     root: str | None = None
+    test_root: str | None = None
+    path: str | None = None
+    subset: int | None = Field(None, ge=2)
     resolution: int | None = Field(None, ge=8)
     channels: int = Field(3, ge=1)
     val_fraction: float = Field(0.1, gt=0, lt=1)
     split_seed: int = 0
     download: bool = False
 
+    @model_serializer(mode="wrap")
+    def _without_unset_sources(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave out the own-data keys when not given, so a study stored before they existed is the same study."""
+        return {k: v for k, v in dump(self).items() if v is not None or k not in OWN_KEYS}
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`pisearch.data.load_dataset` this block gives (all but the resolution,
+        which is the search space's)."""
+        return self.model_dump(exclude={"name", "resolution"})
+
 
 class SamplerConfig(ConfigModel):
-    """Optuna sampler: ``nsga2`` (default), ``tpe``, ``random`` or ``grid``; seed defaults to the study seed."""
+    """The sampler (:data:`pisearch.study.samplers.SAMPLERS`): ``nsga2`` (default) | ``tpe`` | ``gp`` | ``nsga3`` |
+    ``random`` | ``qmc`` | ``grid`` | ``cost_ehvi``; ``options``: keyword arguments of its constructor (checked
+    against its signature); ``population_size``: NSGA-II/III's; ``seed`` defaults to the study seed."""
 
-    name: Literal["nsga2", "tpe", "random", "grid"] = "nsga2"
+    name: Literal["nsga2", "tpe", "gp", "nsga3", "random", "qmc", "grid", "cost_ehvi"] = "nsga2"
     population_size: int = Field(8, ge=2)
     seed: int | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_options(self) -> SamplerConfig:
+        try:
+            check_options(self.name, self.options)
+        except ValueError as err:
+            raise ValueError(f"options: {err}") from None
+        return self
 
 
 class RuleBaseline(ConfigModel):
@@ -161,7 +192,7 @@ class StudyConfig(ConfigModel):
     space: str
     dataset: DatasetConfig = DatasetConfig()
     seed: int = 0  # sampler seed, and the training seed of every level unless fidelity.seed is given
-    fidelity: Fidelity = Fidelity()
+    fidelity: Fidelity = Field(default_factory=Fidelity, validate_default=True)
     # Higher levels: each entry overrides keys of the level below (as written; resolved once into `levels`).
     fidelities: list[dict[str, Any]] = Field(default_factory=list, validate_default=True)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig, validate_default=True)
@@ -187,15 +218,21 @@ class StudyConfig(ConfigModel):
     def _url_alone(cls, value: object) -> object:
         return {"url": value} if isinstance(value, str) or value is None else value
 
+    @field_validator("fidelity")
+    @classmethod
+    def _study_seed(cls, fidelity: Fidelity, info: ValidationInfo) -> Fidelity:
+        """The study ``seed`` is the training seed (of every level) unless ``fidelity`` sets one; written into
+        ``fidelity`` so that every copy of the config (a ``--jobs`` worker's, a stored study's) trains with it."""
+        if "seed" not in fidelity.model_fields_set and "seed" in info.data:
+            return fidelity.model_copy(update={"seed": info.data["seed"]})
+        return fidelity
+
     @field_validator("fidelities")
     @classmethod
     def _resolve_levels(cls, overrides: list[dict], info: ValidationInfo) -> Ladder:
         """Every level's fidelity, validated once: level 0 is ``fidelity``; level k applies ``fidelities[k-1]``
-        to level k-1. The study ``seed`` is every level's training seed unless ``fidelity`` sets one."""
-        fidelity = info.data.get("fidelity", Fidelity())
-        if "seed" not in fidelity.model_fields_set and "seed" in info.data:
-            fidelity = fidelity.model_copy(update={"seed": info.data["seed"]})
-        levels = [fidelity]
+        to level k-1."""
+        levels = [info.data.get("fidelity", Fidelity())]
         for i, changes in enumerate(overrides):
             try:
                 levels.append(Fidelity.model_validate({**levels[-1].model_dump(), **changes}))

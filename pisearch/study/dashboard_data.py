@@ -15,18 +15,23 @@ import optuna
 import pandas as pd
 
 from pisearch.config import validate
+from pisearch.data import read_record
 from pisearch.report import dashboard_html, rank_agreements
 from pisearch.space import BudgetConfig, SearchSpace
 from pisearch.study.objective import PRECISION_ATTR
 from pisearch.study.records import write_atomic
 from pisearch.study.store import CHECK_ATTR, read_study
 
+DATASET_SOURCE_KEYS = ("root", "test_root", "path", "subset")  # where a study's images come from, as written
+CLASSES_SHOWN = 12  # class names listed in the facts (all of them are in the run folder's dataset.json)
+
 
 @dataclass(frozen=True)
 class DashboardData:
     """A study's trials table (one row per trial and fidelity level), its seed re-trainings (``compare: seeds``),
-    its facts (label → text, in display order), its ReLU bins, the run folder (None for a server storage) and the
-    ``pisearch export`` command as a ``str.format`` template with ``{trial}``."""
+    its facts (label → text, in display order), its ReLU bins, the run folder (None for a server storage), the
+    ``pisearch export`` command as a ``str.format`` template with ``{trial}`` and the sample images of a dataset of
+    the user's own files (PNG; None for the others)."""
 
     trials: pd.DataFrame
     seed_runs: pd.DataFrame
@@ -34,6 +39,7 @@ class DashboardData:
     bins: list[tuple[int, int]]
     run_dir: Path | None
     export_command: str
+    samples: bytes | None = None
 
 
 def relu_bins(study: optuna.Study) -> list[tuple[int, int]]:
@@ -72,10 +78,22 @@ def _precision_text(study: optuna.Study, trials: pd.DataFrame) -> str:
     return f"{recorded}" + (f" (trained: {_counts(used)})" if len(used) else "")
 
 
-def study_facts(study: optuna.Study, trials: pd.DataFrame, storage_label: str) -> dict[str, str]:
-    """Study, storage (password masked), dataset, fidelity, measurements per fidelity level, sampler, objectives,
-    level-0 trials by state and by source, wall time (first trial start to last trial end, every level) and the
-    summed training time."""
+def _dataset_facts(record: dict) -> dict[str, str]:
+    """Images per split and classes of a dataset of the user's own files, from the run folder's ``dataset.json``."""
+    images, classes = record.get("images", {}), record.get("classes", [])
+    shown = ", ".join(map(str, classes[:CLASSES_SHOWN])) + (f", … (+{len(classes) - CLASSES_SHOWN})"
+                                                            if len(classes) > CLASSES_SHOWN else "")
+    return {"dataset images": f"train {images.get('train', 0):,}, validation {images.get('val', 0):,}, test "
+                              f"{images.get('test', 0):,} (test set: {record.get('test', 'unknown')})",
+            "dataset classes": f"{len(classes)}: {shown}"}
+
+
+def study_facts(study: optuna.Study, trials: pd.DataFrame, storage_label: str,
+                dataset_record: dict | None = None) -> dict[str, str]:
+    """Study, storage (password masked), dataset (with its files and, from ``dataset_record`` — the run folder's
+    ``dataset.json`` of a dataset of the user's own files — its images per split and classes), fidelity, measurements
+    per fidelity level, sampler, objectives, level-0 trials by state and by source, wall time (first trial start to
+    last trial end, every level) and the summed training time."""
     config = json.loads(study.user_attrs.get("config", "{}"))
     unknown = "unknown (the study holds no pisearch configuration)"
     dataset = config.get("dataset", {})
@@ -84,6 +102,8 @@ def study_facts(study: optuna.Study, trials: pd.DataFrame, storage_label: str) -
     facts = {"study": study.study_name, "storage": storage_label}
     facts["dataset"] = dataset.get("name", unknown) + (f", {dataset['resolution']}² px" if dataset.get("resolution")
                                                        else "")
+    facts["dataset"] += "".join(f", {key} {dataset[key]}" for key in DATASET_SOURCE_KEYS if dataset.get(key))
+    facts.update(_dataset_facts(dataset_record) if dataset_record else {})
     facts["fidelity"] = ", ".join(f"{k}={v}" for k, v in sorted(config.get("fidelity", {}).items())) or unknown
     facts["precision"] = _precision_text(study, trials)
     level = pd.to_numeric(trials["level"], errors="coerce").fillna(0).astype(int)
@@ -119,10 +139,11 @@ def load_dashboard_data(source: str | Path, study: str | None = None) -> Dashboa
         target += f" --study {_literal(stored.study.study_name)}"
     exports = _literal(str(run_dir / "exports")) if run_dir is not None else "exports"
     command = f"pisearch export {target} --trial {{trial}} -o {exports}/trial{{trial}}"
-    facts = study_facts(stored.study, stored.trials, label)
+    record, samples = read_record(run_dir)
+    facts = study_facts(stored.study, stored.trials, label, record)
     for entry in rank_agreements(stored.trials, stored.check_runs, CHECK_ATTR):  # fidelity.json's, warnings included
         facts[f"rank agreement: {entry['lower']} vs {entry['higher']}"] = entry["text"]
-    return DashboardData(stored.trials, stored.seed_runs, facts, relu_bins(stored.study), run_dir, command)
+    return DashboardData(stored.trials, stored.seed_runs, facts, relu_bins(stored.study), run_dir, command, samples)
 
 
 def write_dashboard(run_dir_or_url: str | Path, study: str | None = None, out: str | Path | None = None) -> Path:
@@ -131,5 +152,6 @@ def write_dashboard(run_dir_or_url: str | Path, study: str | None = None, out: s
     data = load_dashboard_data(run_dir_or_url, study)
     path = Path(out) if out else (data.run_dir or Path("runs") / data.facts["study"]) / "dashboard.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(dashboard_html(data.trials, data.facts, data.export_command, data.seed_runs, data.bins), path)
+    write_atomic(dashboard_html(data.trials, data.facts, data.export_command, data.seed_runs, data.bins,
+                                data.samples), path)
     return path

@@ -39,7 +39,7 @@ from pisearch.study.records import run_notes, write_reports
 from pisearch.study.runner import (
     REQUEUED_ATTRS, WAITING, PreparedStudy, Progress, count_trials, prepare_study, run_levels, run_round,
 )
-from pisearch.study.seeds import run_seed_stage
+from pisearch.study.seeds import VERDICT_STAGE, run_seed_stage
 from pisearch.study.slots import FINISHED, count_slots, slot_holders
 from pisearch.study.store import Store, check_name, level_name, seeds_name
 from pisearch.train import resolved_precision
@@ -189,7 +189,7 @@ def stage_progress(store: Store, study: optuna.Study, total: int) -> tuple[objec
     if done < total:
         return signature, done, total, None
     name = study.study_name
-    labels = {check_name(name): "fidelity check", seeds_name(name): "seeds",
+    labels = {check_name(name): "fidelity check", seeds_name(name): VERDICT_STAGE,
               **{level_name(name, level): f"level {level}" for level in range(1, len(family))}}
     for stage, mine in zip(family[1:], trials[1:]):
         left = sum(t.state not in FINISHED for t in mine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -16,6 +17,9 @@ from pisearch.data import Splits
 from pisearch.space import SearchSpace
 from pisearch.spec import ArchSpec
 from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights, store_weights
+from pisearch.study.cost_sampler import CostAwareSampler
+from pisearch.study.slots import DUPLICATE
+from pisearch.study.store import OUTSIDE_SPACE
 from pisearch.study.config import StudyConfig
 from pisearch.train import Fidelity, resolved_precision, seeded_build, train_proxy
 
@@ -29,12 +33,44 @@ WARM_WEIGHTS = "warm_start_weights"  # artifact id of the weights a promoted tri
 WARM_EPOCHS = "warm_start_epochs"    # epochs those weights were trained for (0: trained from scratch after all)
 WORKER = "worker"  # the worker (sampler seed offset, process of `run --jobs`) that ran the trial
 PRECISION_ATTR = "precision"  # fp32 | bf16: what a trial trained in; on the study: what its `auto` fidelities use
-SEARCHED = ("search", "seed")
-TWIN_POLL_S = 2.0  # how often a trial looks whether the running twin it waits for has finished  # the search's side: sampled trials and the designs it was seeded with
+SEARCHED = ("search", "seed")  # the search's side: sampled trials and the designs it was seeded with
+MAX_REDRAWS = 10  # consecutive re-drawn duplicates after which a sampled duplicate's result is reused (optuna #3400)
+TWIN_POLL_S = 2.0  # how often a trial looks whether the running twin it waits for has finished
 
 
 class TrialDiverged(RuntimeError):
     """The proxy trainer diverged twice (the trainer already retried at a lower learning rate)."""
+
+
+class DuplicateDesign(RuntimeError):
+    """A sampled trial re-made a design measured at the same fidelity: failed untrained, its slot re-drawn."""
+
+
+class OutsideSpace(RuntimeError):
+    """A baseline outside the space was measured: its trial ends FAIL so that no sampler observes it."""
+
+
+class _QuietRedraws(logging.Filter):
+    """Drops Optuna's two warnings (one with a traceback) about a trial failed on purpose (:class:`DuplicateDesign`,
+    :class:`OutsideSpace`): the trial's ``reason`` says what happened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info and isinstance(record.exc_info[1], (DuplicateDesign, OutsideSpace)):
+            self.dropped.add(text.split(" failed", 1)[0])  # "Trial N"
+            return False
+        head = text.split(" failed", 1)[0]
+        if head in self.dropped and text.endswith("failed with value None."):
+            self.dropped.discard(head)
+            return False
+        return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_QuietRedraws())
 
 
 def cost_metrics(spec: ArchSpec, config: StudyConfig) -> dict[str, float]:
@@ -61,7 +97,12 @@ def holds_result(trial: optuna.trial.FrozenTrial) -> bool:
     """Whether a trial stands for its candidate (a baseline, a promotion): waiting, running, complete, or diverged
     (a final result). An interrupted, crashed or stale trial does not: its candidate is enqueued again."""
     return trial.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE) or (
-        trial.state == TrialState.FAIL and bool(trial.user_attrs.get(DIVERGED)))
+        trial.state == TrialState.FAIL and (bool(trial.user_attrs.get(DIVERGED)) or measured_outside(trial)))
+
+
+def measured_outside(trial: optuna.trial.FrozenTrial) -> bool:
+    """A baseline outside the space that was measured (its trial FAILed on purpose, :class:`OutsideSpace`)."""
+    return OUTSIDE_SPACE in trial.user_attrs and "accuracy" in trial.user_attrs
 
 
 def budget_violation(relus: int, window: tuple[int | None, int | None]) -> int:
@@ -72,6 +113,20 @@ def budget_violation(relus: int, window: tuple[int | None, int | None]) -> int:
     if low is not None and relus < low:
         return low - relus
     return 0
+
+
+def redraws_before(trial: optuna.Trial) -> int:
+    """Re-drawn duplicates (:data:`~pisearch.study.slots.DUPLICATE`) directly before ``trial`` in trial order: a
+    sampler that keeps re-making measured designs gets its duplicate accepted (result reused) after
+    :data:`MAX_REDRAWS` of them."""
+    run = 0
+    for t in sorted(trial.study.get_trials(deepcopy=False), key=lambda t: -t.number):
+        if t.number >= trial.number or t.state == TrialState.RUNNING:
+            continue
+        if not str(t.user_attrs.get("reason", "")).startswith(DUPLICATE):
+            break
+        run += 1
+    return run
 
 
 def join_generation(trial: optuna.Trial) -> None:
@@ -104,7 +159,8 @@ class TrialRunner:
         """The trial's spec: carried by an enqueued baseline or re-run, else sampled. In the study itself (level 0)
         a carried spec's trial still samples its enqueued parameters (the space's encoding of that spec), so the
         sampler learns from every trial."""
-        window = self._window(trial)
+        proposed = "spec" not in trial.user_attrs and "source" not in trial.user_attrs and self._propose(trial)
+        window = None if proposed else self._window(trial)
         sample = partial(self.space.sample, trial, num_classes=self.splits.train.num_classes,
                          in_channels=self.splits.train.x.shape[1], window=window)
         if "spec" not in trial.user_attrs:
@@ -112,9 +168,20 @@ class TrialRunner:
             if trial.user_attrs.get("source") == "seed":  # enqueued as parameters (candidates.seeds)
                 join_generation(trial)
             return spec
-        if self.level == 0 and TRAIN_SEED not in trial.user_attrs:
+        if self.level == 0 and TRAIN_SEED not in trial.user_attrs and OUTSIDE_SPACE not in trial.user_attrs:
             sample()
         return ArchSpec.from_json(trial.user_attrs["spec"], source=f"trial {trial.number} spec")
+
+    def _propose(self, trial: optuna.Trial) -> bool:
+        """Let a sampler that chooses whole designs (``cost_ehvi``) choose this trial's: whether it did (then the
+        trial samples the design's parameters, not a ReLU bin)."""
+        sampler = trial.study.sampler
+        if not isinstance(sampler, CostAwareSampler):
+            return False
+        cost = next((o for o in self.config.objectives if o != "accuracy"), "relus")  # the first cost objective
+        draw = partial(self.space.draw, num_classes=self.splits.train.num_classes,
+                       in_channels=self.splits.train.x.shape[1])
+        return sampler.propose(trial.study, trial.number, draw, lambda spec: cost_metrics(spec, self.config)[cost])
 
     def _window(self, trial: optuna.Trial) -> tuple[int, int] | None:
         """The ReLU bin (``budget.bins``) a trial samples in: its recorded one (a re-run), else for a trial the
@@ -183,6 +250,7 @@ class TrialRunner:
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         trial.set_user_attr(WORKER, self.worker_id)
+        sampled = "spec" not in trial.user_attrs  # a design the sampler chose now (not a baseline, seed or re-run)
         spec = self.spec_for(trial)
         source = trial.user_attrs.get("source", "search")
         metrics = cost_metrics(spec, self.config)
@@ -206,6 +274,11 @@ class TrialRunner:
         trial.set_user_attr("level", self.level)
         trial.set_user_attr("fidelity", self.fidelity_json(trial))
         done = self.measured_before(trial, spec)
+        if done is not None and sampled and source == "search" and self.level == 0 \
+                and redraws_before(trial) < MAX_REDRAWS:
+            trial.set_user_attr("reason", f"{DUPLICATE}: trial {done.number} measured it at this fidelity; re-drawn, "
+                                "not trained (holds no slot)")
+            raise DuplicateDesign(f"trial {trial.number} re-made trial {done.number}'s design")
         if done is not None:
             trial.set_user_attr("reused_from", done.number)
             trial.set_user_attr("train_seconds", 0.0)
@@ -229,4 +302,7 @@ class TrialRunner:
         trial.set_user_attr("accuracy", result.accuracy)
         if self.config.stores_weights:
             store_weights(trial, model, self.run_dir)
+        if OUTSIDE_SPACE in trial.user_attrs and self.level == 0:
+            trial.set_user_attr("reason", "outside the space: trained and compared, never shown to the sampler")
+            raise OutsideSpace(trial.user_attrs[OUTSIDE_SPACE])
         return values(result.accuracy)

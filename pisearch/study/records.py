@@ -15,17 +15,22 @@ from pisearch.report import (
     pareto_front, proxy_trained, rank_agreements, relu_sensitivity, trials_table,
 )
 from pisearch.study.config import OBJECTIVES
-from pisearch.study.store import CHECK_ATTR, Store
+from pisearch.study.slots import DUPLICATE
+from pisearch.study.store import CHECK_ATTR, OUTSIDE_SPACE, Store
 
 FIDELITY_FILE = "fidelity.json"
+VERDICT_RUNS = "verdict_runs.csv"  # the verdict stage's re-trainings (compare: seeds), one training seed a row
 COMPARE_NOTES = "compare_notes.txt"  # compare.csv's notes (a CSV with comment lines would break its readers)
 
 
 def state_summary(df: pd.DataFrame) -> str:
-    """Trial states per fidelity level of a trials table, e.g. ``5 complete, 1 pruned; level 1: 2 complete``."""
+    """Trial states per fidelity level of a trials table, e.g. ``5 complete, 1 pruned; level 1: 2 complete`` (a
+    re-drawn duplicate counts as ``re-drawn``, not as a failure)."""
     parts = []
-    for level, rows in df.groupby(pd.to_numeric(df["level"], errors="coerce").fillna(0).astype(int)):
-        states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(rows["state"].value_counts().items()))
+    redrawn = df["reason"].astype(str).str.startswith(DUPLICATE) if "reason" in df else False
+    state = df["state"].where(~redrawn, "re-drawn")  # failed untrained on purpose (study.slots.DUPLICATE)
+    for level, rows in state.groupby(pd.to_numeric(df["level"], errors="coerce").fillna(0).astype(int)):
+        states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(rows.value_counts().items()))
         parts.append(states if level == 0 else f"level {level}: {states}")
     return "; ".join(parts)
 
@@ -56,13 +61,24 @@ def notes_of(agreements: list[dict], compare: pd.DataFrame | None, seed_runs: pd
     return lines
 
 
+def outside_notes(trials: pd.DataFrame) -> list[str]:
+    """One line per baseline outside the search space (:data:`~pisearch.study.store.OUTSIDE_SPACE`): it is
+    trained and compared, but no sampler observes it or breeds from it."""
+    if OUTSIDE_SPACE not in trials:
+        return []
+    rows = trials[trials[OUTSIDE_SPACE].notna()].drop_duplicates("number")
+    return [f"{row['label']} ({row['source']}) is outside the space — {row[OUTSIDE_SPACE]}: trained and compared, "
+            "never a sampler observation or parent" for _, row in rows.iterrows()]
+
+
 def run_notes(store: Store, study: optuna.Study, trials: pd.DataFrame) -> tuple[str, ...]:
-    """:func:`notes_of` for a study's storage (what ``pisearch run`` prints after the study)."""
+    """:func:`outside_notes` and :func:`notes_of` for a study's storage (what ``pisearch run`` prints after the
+    study)."""
     agreements = fidelity_report(store, study, trials)["agreements"]
     if not (trials["source"] == "rule").any():
-        return tuple(notes_of(agreements, None, None))
+        return tuple(outside_notes(trials) + notes_of(agreements, None, None))
     runs = store.seed_runs(study.study_name)
-    return tuple(notes_of(agreements, compare_table(trials, runs), runs))
+    return tuple(outside_notes(trials) + notes_of(agreements, compare_table(trials, runs), runs))
 
 
 def write_reports(store: Store, study: optuna.Study, out_dir: str | Path, objectives: list[str]) -> pd.DataFrame:
@@ -70,7 +86,8 @@ def write_reports(store: Store, study: optuna.Study, out_dir: str | Path, object
     ``linearized.csv`` (linearized trials with their training beside their parent's) when there are any, when the
     study has a promoted level or a fidelity check ``fidelity.json`` (:func:`fidelity_report`) and, when it has
     DeepReShape rule points, ``compare.csv`` (its notes, :func:`notes_of`, in ``compare_notes.txt``),
-    ``hypervolume.json`` and (with ``compare: seeds``) ``seeds.csv``, one row per seed re-training, into ``out_dir``
+    ``hypervolume.json`` and (with ``compare: seeds``) ``verdict_runs.csv``, one row per re-training of the verdict
+    stage (a training seed each), into ``out_dir``
     (each atomically: temp file + rename); returns the trials table."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,11 +103,11 @@ def write_reports(store: Store, study: optuna.Study, out_dir: str | Path, object
     if (df["source"] == "rule").any():
         runs = store.seed_runs(study.study_name)
         if len(runs):
-            _write_csv(runs, out_dir / "seeds.csv")
+            _write_csv(runs, out_dir / VERDICT_RUNS)
         compare = compare_table(df, runs)
         _write_csv(compare, out_dir / "compare.csv")
         write_atomic(json.dumps(hypervolume_vs_rule(df), indent=1), out_dir / "hypervolume.json")
-        notes = notes_of(fidelity["agreements"], compare, runs)
+        notes = outside_notes(df) + notes_of(fidelity["agreements"], compare, runs)
         if notes:
             write_atomic("\n".join(notes) + "\n", out_dir / COMPARE_NOTES)
     return df

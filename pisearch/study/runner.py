@@ -20,15 +20,17 @@ from pisearch.errors import UserError
 from pisearch.space import SearchSpace
 from pisearch.study.config import Ladder, StudyConfig
 from pisearch.study.candidates import enqueue_once, enqueued_trials
-from pisearch.study.objective import (CANDIDATE_ATTRS, PRECISION_ATTR, TARGET_BIN, WARM_WEIGHTS, TrialDiverged,
-                                      TrialRunner)
+from pisearch.study.objective import (CANDIDATE_ATTRS, PRECISION_ATTR, TARGET_BIN, WARM_WEIGHTS, DuplicateDesign,
+                                      OutsideSpace, TrialDiverged, TrialRunner)
 from pisearch.study.promotion import Callback, enqueue_band, train_waiting
+from pisearch.study.samplers import WORKER_SEED_STRIDE, build_sampler
 from pisearch.study.slots import FINISHED, SURPLUS, TAKEN, count_slots, slots_ahead
-from pisearch.study.store import CHECK_ATTR, PARENT, Store, default_location, read_study
+from pisearch.study.store import CHECK_ATTR, OUTSIDE_SPACE, PARENT, Store, default_location, read_study
 from pisearch.train import Fidelity, resolved_precision
 
 WAITING = (TrialState.WAITING,)  # enqueued, not started (promotions waiting for a worker)
-REQUEUED_ATTRS = (*CANDIDATE_ATTRS, PARENT, WARM_WEIGHTS, TARGET_BIN, CHECK_ATTR)  # what a re-queued trial keeps
+# what a re-queued trial keeps
+REQUEUED_ATTRS = (*CANDIDATE_ATTRS, PARENT, WARM_WEIGHTS, TARGET_BIN, CHECK_ATTR, OUTSIDE_SPACE)
 WAIT_POLL_S = 2.0  # a worker without a free slot looks this often whether the other workers' trials ended
 # Keys of the study file that may change between runs of one study (everything else must match on resume).
 RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights", "linearize",
@@ -37,16 +39,14 @@ RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "ke
 
 
 def make_sampler(config: StudyConfig, space: SearchSpace, worker_id: int = 0) -> optuna.samplers.BaseSampler:
-    """The configured sampler, seeded from the study seed (and a worker id, so workers sample differently)."""
-    seed = (config.sampler.seed if config.sampler.seed is not None else config.seed) + 10_007 * worker_id
-    name = config.sampler.name
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=config.sampler.population_size, seed=seed)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    """The configured sampler (:func:`~pisearch.study.samplers.build_sampler`), seeded from the study seed (and a
+    worker id, so workers sample differently)."""
+    s = config.sampler
+    seed = (s.seed if s.seed is not None else config.seed) + WORKER_SEED_STRIDE * worker_id
+    try:
+        return build_sampler(s.name, s.options, seed, s.population_size, space.grid() if s.name == "grid" else None)
+    except ValueError as err:
+        raise UserError(f"study {config.name!r}: sampler: {err}") from None
 
 
 def _config_identity(config: StudyConfig, space: SearchSpace) -> dict:
@@ -190,7 +190,10 @@ def prepare_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_tri
     storage (``storage``, else the file's, else ``sqlite:///<out_dir>/study.db``), re-queue trials of a dead
     single-process run (SQLite), enqueue the baselines once and store the total (``n_trials``, else the file's)
     as the study's user attr ``n_trials``. ``child``: a worker process started by a supervisor that did all of
-    that already (it only opens the study, with its own sampler). ``space``: a search space or its file's path."""
+    that already (it only opens the study, with its own sampler). ``space``: a search space or its file's path.
+    Worker 0 (not a ``child``) is the process that starts a study's run: one that finds another process running the
+    study on its file storage (:class:`~pisearch.study.store.Live`), or loses the race to make its new run folder,
+    raises a one-line UserError (``pisearch run`` joins such a study as another worker id instead)."""
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
     space = space.with_budget(config.budget)
     if config.dataset.resolution not in (None, space.resolution):  # counts would be per the space's pixels
@@ -198,19 +201,29 @@ def prepare_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_tri
                         f"search space's resolution {space.resolution} ({space.source}); its specs' ReLU counts and "
                         "MACs are per space-resolution image, so the two must be equal (or leave "
                         "dataset.resolution out)")
-    splits = load_dataset(config.dataset.name, root=config.dataset.root, resolution=space.resolution,
-                          channels=config.dataset.channels, val_fraction=config.dataset.val_fraction,
-                          split_seed=config.dataset.split_seed, download=config.dataset.download)
-    enqueued = enqueued_trials(config, space, splits.train.num_classes, splits.train.x.shape[1])
     out_dir = Path(out_dir) if out_dir else Path("runs") / config.name
+    # a folder of your own images caches its decoded images in the run folder (made here on a study's first run)
+    splits = load_dataset(config.dataset.name, resolution=space.resolution, run_dir=out_dir,
+                          **config.dataset.arguments())
+    enqueued = enqueued_trials(config, space, splits.train.num_classes, splits.train.x.shape[1])
     url = storage or config.storage.url
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     total = config.n_trials if n_trials is None else n_trials
+    raced = False  # another command made the new run folder while this one was making it
     if url is None:  # the default SQLite file lives in the run folder
         if not out_dir.exists():  # a new run folder appears with its storage made and its baselines queued, or not
-            with new_folder(out_dir) as tmp:
-                _open_and_queue(config, space, default_location(tmp).url, worker_id, child, enqueued, total)[0].close()
+            try:
+                with new_folder(out_dir) as tmp:
+                    _open_and_queue(config, space, default_location(tmp).url, worker_id, child, enqueued,
+                                    total)[0].close()
+            except FileExistsError:
+                raced = True
         url = default_location(out_dir).url
+    live = Store.attach(url)  # held until the store opened below holds it
+    if not child and worker_id == 0 and (raced or (live is not None and live.others)):  # worker 0 is the first's
+        raise UserError(f"{url}: another pisearch command started study {config.name!r} here at the same time as "
+                        "this one; run this command again to join it as one more worker, or run one command with "
+                        "--jobs N")
     store, study, config = _open_and_queue(config, space, url, worker_id, child, enqueued, total)
     return PreparedStudy(study, config, space, splits, store, out_dir, total)
 
@@ -275,7 +288,8 @@ def run_round(prep: PreparedStudy, worker_id: int, deadline: float | None, callb
         if count_slots(study, FINISHED) >= total or (left is not None and left <= 0):
             return
         if taken < total:
-            study.optimize(objective, n_trials=total - taken, timeout=left, catch=(TrialDiverged,),
+            study.optimize(objective, n_trials=total - taken, timeout=left,
+                           catch=(TrialDiverged, DuplicateDesign, OutsideSpace),
                            callbacks=[stop_when_taken, *callbacks])
         elif wait_for_others:  # the last trials run elsewhere: wait until they end or go stale
             time.sleep(min(WAIT_POLL_S, prep.config.storage.heartbeat_interval_s))

@@ -1,7 +1,8 @@
-"""The ``compare: seeds`` stage: after the round (and its promotions), every rule point and the searched contenders
-at its budget (:func:`~pisearch.report.compare.seed_contenders`) are re-trained with ``seeds`` training seeds at
-their comparison level, in the study ``<name>@seeds`` of the same storage, so ``compare.csv`` gives verdicts with
-error bars (:mod:`pisearch.report.verdict`).
+"""The verdict stage (``compare: seeds``): after the round (and its promotions), every rule point and the searched
+contenders at its budget (:func:`~pisearch.report.compare.seed_contenders`) are re-trained with ``seeds`` *training*
+seeds at their comparison level, in the study ``<name>@seeds`` of the same storage (``verdict_runs.csv``, a row each),
+so ``compare.csv`` gives verdicts with error bars (:mod:`pisearch.report.verdict`). Not to be confused with the
+``init:`` seeds, designs the search starts from (``source=seed``).
 
 The seeds are other than the search's own (the search chose its contenders on that one): ``study seed + 1000·k``
 for k = 1 … seeds, the same for both sides, so each seed pairs a searched network with a rule point. Like
@@ -23,6 +24,7 @@ from pisearch.study.slots import FINISHED, count_slots
 from pisearch.study.store import PARENT, seeds_name
 
 SEED_STEP = 1000  # seed k of the stage trains with the study's training seed + SEED_STEP · k
+VERDICT_STAGE = "verdict runs"  # the stage's label (its progress bar); not the `init:` seeds of the search
 
 
 def seed_values(base: int, seeds: int) -> list[int]:
@@ -70,5 +72,5 @@ def run_seed_stage(prep: PreparedStudy, worker_id: int, on_trial: Callback, prog
     if config.compare.seeds == 0 or count_slots(prep.study, FINISHED) < prep.total or not config.baselines.deepreshape:
         return
     wait_s = stage_wait_s(config, wait_for_others)
-    train_stage(lambda: enqueue_seed_runs(prep), ByLevel(prep, worker_id), prep.store, on_trial, progress, "seeds",
+    train_stage(lambda: enqueue_seed_runs(prep), ByLevel(prep, worker_id), prep.store, on_trial, progress, VERDICT_STAGE,
                 wait_s, requeue, identity=(PARENT, "level", TRAIN_SEED))

@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pisearch.config import validate
-from pisearch.data import load_dataset
+from pisearch.data import load_dataset, recorded_classes
 from pisearch.errors import UserError
 from pisearch.models import build
 from pisearch.report import PROXY_TRAINED
@@ -141,10 +141,11 @@ def trial_model(run: Run, row: pd.Series, *, retrain_epochs: int | None = None, 
         if retrain_epochs is not None:
             fidelity = fidelity.model_copy(update={"epochs": retrain_epochs})
         device = run.config.device if run.config.device == "cpu" or torch.cuda.is_available() else "cpu"
-        model, accuracy = _retrain(run.config, spec, fidelity, name, device, progress)
+        model, accuracy = _retrain(run.config, spec, fidelity, name, device, progress, run.run_dir)
         weights, level, precision = f"retrained {fidelity.epochs} epochs", None, resolved_precision(fidelity, device)
+    classes = recorded_classes(run.run_dir) if name == run.config.dataset.name else []
     metrics = {"accuracy": accuracy, "dataset": name, "level": level, "fidelity": fidelity.model_dump(mode="json"),
-               "precision": precision,
+               "precision": precision, **({"classes": classes} if classes else {}),
                "weights": weights, "study": run.study.study_name, "trial": number, "source": row["source"],
                "trial_accuracy": float(row["accuracy"]), "series": _series(row)}
     return spec, model.eval(), metrics
@@ -161,12 +162,14 @@ def _kept_weights(run: Run, artifact_id: str, number: int) -> dict:
                         f"({type(err).__name__}){hint}") from None
 
 
-def _retrain(config: StudyConfig, spec: ArchSpec, fidelity: Fidelity, name: str, device: str,
-             progress: bool) -> tuple[nn.Module, float]:
-    same = name == config.dataset.name
-    splits = load_dataset(name, root=config.dataset.root if same else None, resolution=spec.resolution,
-                          channels=spec.in_channels, val_fraction=config.dataset.val_fraction,
-                          split_seed=config.dataset.split_seed, download=config.dataset.download and same)
+def _retrain(config: StudyConfig, spec: ArchSpec, fidelity: Fidelity, name: str, device: str, progress: bool,
+             run_dir: Path | None) -> tuple[nn.Module, float]:
+    if name == config.dataset.name:  # the study's own data: every key of its dataset block, the run folder's cache
+        given = {**config.dataset.arguments(), "channels": spec.in_channels, "run_dir": run_dir}
+    else:
+        given = {"channels": spec.in_channels, "val_fraction": config.dataset.val_fraction,
+                 "split_seed": config.dataset.split_seed}
+    splits = load_dataset(name, resolution=spec.resolution, **given)
     if splits.train.num_classes != spec.num_classes:
         raise UserError(f"--dataset {name}: has {splits.train.num_classes} classes, the architecture "
                         f"{spec.num_classes}")

@@ -1,8 +1,9 @@
 """The study's ``n_trials`` slots, shared by every worker and process: which trials hold one, and in what order.
 
-A trial holds a slot unless it is a *surplus* trial (it lost the race for the last slot and was pruned untrained)
-or a trial whose process died and that was re-queued (its re-run, carrying ``retry_of``, takes its slot and its
-place in the order, so an interruption does not use up a trial of the study).
+A trial holds a slot unless it is a *surplus* trial (it lost the race for the last slot and was pruned untrained), a
+re-drawn *duplicate* (a sampled design already measured at the same fidelity: failed untrained, so no sampler learns
+from it and a new draw takes the slot), or a trial whose process died and that was re-queued (its re-run, carrying
+``retry_of``, takes its slot and its place in the order, so an interruption does not use up a trial of the study).
 """
 
 from __future__ import annotations
@@ -17,16 +18,20 @@ from pisearch.study.store import RETRY_OF
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 TAKEN = (*FINISHED, TrialState.RUNNING)  # trials that hold one of the study's n_trials slots
 SURPLUS = "surplus"  # reason prefix of a trial that lost the race for the last slot
+DUPLICATE = "duplicate design"  # reason prefix of a sampled trial that re-made a measured design and was re-drawn
 
 
-def _surplus(trial: FrozenTrial) -> bool:
-    return trial.state == TrialState.PRUNED and str(trial.user_attrs.get("reason", "")).startswith(SURPLUS)
+def _holds_no_slot(trial: FrozenTrial) -> bool:
+    """A surplus trial (pruned untrained) or a re-drawn duplicate (failed untrained): it gave its slot back."""
+    reason = str(trial.user_attrs.get("reason", ""))
+    return ((trial.state == TrialState.PRUNED and reason.startswith(SURPLUS))
+            or (trial.state == TrialState.FAIL and reason.startswith(DUPLICATE)))
 
 
 def slot_holders(trials: Sequence[FrozenTrial], states: tuple[TrialState, ...]) -> list[FrozenTrial]:
     """The trials in ``states`` that hold a slot (module docstring)."""
     retried = {t.user_attrs[RETRY_OF] for t in trials if RETRY_OF in t.user_attrs}
-    return [t for t in trials if t.state in states and not _surplus(t) and t.number not in retried]
+    return [t for t in trials if t.state in states and not _holds_no_slot(t) and t.number not in retried]
 
 
 def count_slots(study: optuna.Study, states: tuple[TrialState, ...]) -> int:

@@ -13,4 +13,5 @@ from pisearch.train.proxy import (TrainResult, evaluate, has_non_relu_site, lr_a
                                   resolved_precision, seeded_build, train_proxy, zero_init_for)
 
 __all__ = ["DeviceImages", "Fidelity", "TrainResult", "bf16_supported", "cpu_model", "evaluate", "has_non_relu_site",
-           "lr_at", "machine_line", "recalibrate_bn", "resolved_precision", "seeded_build", "train_proxy", "zero_init_for"]
+           "lr_at", "machine_line", "recalibrate_bn", "resolved_precision", "seeded_build", "train_proxy",
+           "zero_init_for"]

@@ -6,17 +6,20 @@ A :class:`Store` is opened from a URL (``sqlite:///FILE``, ``postgresql+psycopg:
 (:func:`trials_frame`, one row per trial and level) and deals with trials whose process died: server storages fail
 them by heartbeat and re-queue them once, file storages re-queue them on the next start (:meth:`Store.requeue_dead`).
 A re-queued trial carries ``retry_of`` (the dead trial's number) and the attrs that name its candidate, nothing else.
+A process that runs trials on a file storage holds it :class:`Live` (a shared lock beside the file), so that no
+other process takes its running trials for dead.
 """
 
 from pisearch.study.store._frames import (
-    CHECK_ATTR, CHECK_LEVEL, COLUMNS, PARENT, RETRY_OF, base_names, check_name, level_count, level_name, level_rows,
+    CHECK_ATTR, CHECK_LEVEL, COLUMNS, OUTSIDE_SPACE, PARENT, RETRY_OF, base_names, check_name, level_count, level_name, level_rows,
     seeds_name, trials_frame,
 )
+from pisearch.study.store._live import Live
 from pisearch.study.store._location import KINDS, Location, default_location, display_url, locate, locate_existing
 from pisearch.study.store._store import Store, StoredStudy, read_study, reading, requeue
 
 __all__ = [
-    "CHECK_ATTR", "CHECK_LEVEL", "COLUMNS", "KINDS", "PARENT", "RETRY_OF", "Location", "Store", "StoredStudy",
+    "CHECK_ATTR", "CHECK_LEVEL", "COLUMNS", "KINDS", "Live", "OUTSIDE_SPACE", "PARENT", "RETRY_OF", "Location", "Store", "StoredStudy",
     "base_names", "check_name", "default_location", "display_url", "level_count", "level_name", "level_rows", "locate",
     "locate_existing", "read_study", "reading", "requeue", "seeds_name", "trials_frame",
 ]

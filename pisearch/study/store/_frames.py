@@ -28,18 +28,24 @@ SEEDS_SUFFIX = "@seeds"
 CHECK_SUFFIX = "@check"
 CHECK_LEVEL = -1  # the ``level`` a fidelity-check trial records: a fidelity off the promotion ladder
 CHECK_ATTR = "check_level"  # user attr of a fidelity-check trial: its ``fidelity_check.level`` keys (JSON)
+# user attr of a baseline the search space cannot express (why not): measured like any baseline, but its trial ends
+# FAIL in Optuna's storage so that no sampler observes it; the trials table shows it COMPLETE once it has an accuracy
+OUTSIDE_SPACE = "outside_space"
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: state, user attrs (source, metrics, spec, fidelity …) and timing. A trial that died
-    mid-run and was re-queued gets the reason ``interrupted … re-run as trial K`` unless it has one."""
+    mid-run and was re-queued gets the reason ``interrupted … re-run as trial K`` unless it has one; a measured
+    baseline outside the space (:data:`OUTSIDE_SPACE`) reads COMPLETE."""
     rows = []
     trials = study.get_trials(deepcopy=False)
     reruns = {t.user_attrs[RETRY_OF]: t.number for t in trials if RETRY_OF in t.user_attrs}
     for t in trials:
+        measured_outside = t.state == optuna.trial.TrialState.FAIL and OUTSIDE_SPACE in t.user_attrs \
+            and "accuracy" in t.user_attrs
         row = {
             "number": t.number,
-            "state": t.state.name,
+            "state": "COMPLETE" if measured_outside else t.state.name,
             "datetime_start": t.datetime_start,
             "datetime_complete": t.datetime_complete,
             "duration_s": t.duration.total_seconds() if t.duration else None,
