@@ -56,6 +56,16 @@ def test_expected_improvement_is_the_staircase_area_when_accuracy_is_certain():
     assert expected_improvement(front, np.array([1.5]), np.array([0.3]), np.array([1e-9]), 3.0)[0] == 0.0
 
 
+def test_expected_improvement_matches_integration_with_a_point_below_the_reference_accuracy():
+    front = np.array([[-0.08, 0.2], [0.6, 2.0]])   # a believer's prediction can fall below accuracy 0
+    ehvi = expected_improvement(front, np.array([0.5]), np.array([0.4]), np.array([0.2]), 3.0)[0]
+    a = np.linspace(-2, 3, 200_001)
+    density = np.exp(-0.5 * ((a - 0.4) / 0.2) ** 2) / (0.2 * math.sqrt(2 * math.pi))
+    # region added at accuracy a: cost [0.5, 2) above max(0, front) = 0, cost [2, 3) above 0.6
+    area = 1.5 * np.clip(a, 0, None) + 1.0 * np.clip(a - 0.6, 0, None)
+    assert ehvi == pytest.approx(float(np.sum(area * density) * (a[1] - a[0])), rel=1e-3)
+
+
 def _study_with_measurements(space: SearchSpace, n: int) -> tuple[optuna.Study, list]:
     """An in-memory study holding ``n`` measured designs of ``space`` (accuracy grows with the ReLU count)."""
     study = optuna.create_study(directions=["maximize", "minimize"])
@@ -90,6 +100,24 @@ def test_cost_ehvi_never_proposes_a_measured_or_pending_design_and_a_pending_one
     second = proposal(101)
     assert second.hash != first.hash and second.hash not in {s.hash for s in measured}
     assert study.get_trials(states=(TrialState.RUNNING,))[0].user_attrs["spec"] == first.to_json()
+
+
+def test_cost_ehvi_never_proposes_a_design_that_failed_or_diverged():
+    space = SearchSpace.load(TINY)
+    study, measured = _study_with_measurements(space, 6)
+    rng = np.random.default_rng(1)
+    extra = []
+    while len(extra) < 2:
+        params, spec = space.draw(rng, num_classes=10)
+        if spec.hash not in {s.hash for s in measured} | {s.hash for _, s in extra}:
+            extra.append((params, spec))
+    (_, diverged), (free_params, free) = extra
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={
+        "spec": diverged.to_json(), "diverged": True}))
+    pool = iter([(space.params_of(s), s) for s in measured] + extra)
+    sampler = CostAwareSampler(seed=0, pool_size=len(measured) + 2, n_startup_trials=4)
+    assert sampler.propose(study, 100, lambda rng: next(pool), lambda spec: float(count(spec).relus))
+    assert space.sample(optuna.trial.FixedTrial(sampler._proposals[100]), num_classes=10).hash == free.hash
 
 
 def test_cost_ehvi_answers_at_random_until_it_has_its_startup_observations():

@@ -314,3 +314,19 @@ def test_every_copy_of_the_config_trains_with_the_study_seed(tmp_path):
     assert [f.seed for f in config.levels] == [f.seed for f in copy.levels] == [7, 7]
     explicit, _ = load_study_config(write_study(tmp_path, seed=7, fidelity={**TINY_STUDY["fidelity"], "seed": 2}))
     assert explicit.levels[0].seed == 2
+
+
+def test_a_study_stored_by_the_previous_pisearch_resumes(tmp_path):
+    """Its identity has no sampler options and an unset training seed stored as 0 (its precision, with no recorded
+    one, is its stored config's: test_a_study_of_an_older_pisearch_keeps_the_precision_its_config_names)."""
+    path = write_study(tmp_path, n_trials=1)                 # seed 3
+    first = run(tmp_path, path)
+    identity = json.loads(first.study.user_attrs["config_identity"])
+    identity["sampler"].pop("options", None)
+    identity["fidelity"]["seed"] = 0
+    first.study.set_user_attr("config_identity", json.dumps(identity, sort_keys=True))
+    again = run(tmp_path, path, n_trials=2)                  # the same study: no name clash
+    assert len(held(again.trials)) == 2
+    config, space = load_study_config(write_study(tmp_path, n_trials=2, fidelity={**TINY_STUDY["fidelity"], "seed": 2}))
+    with pytest.raises(UserError, match="differs in: fidelity"):                # another training seed is another study
+        run_study(config, space, out_dir=tmp_path / "run", progress=False)

@@ -142,10 +142,10 @@ class SearchSpace:
         return pool[min(int(frac * len(pool)), len(pool) - 1)][1]
 
     def draw(self, rng: np.random.Generator, *, num_classes: int, in_channels: int = 3,
-             tries: int = DRAW_TRIES) -> tuple[dict[str, Any], ArchSpec]:
+             tries: int = DRAW_TRIES) -> tuple[dict[str, Any], ArchSpec] | None:
         """One design drawn uniformly over the space's parameters (as Optuna's ``RandomSampler`` would) that lies
-        inside the budget (ReLU window and MAC cap), with the parameters that give it; after ``tries`` draws
-        outside the budget, the last one."""
+        inside the budget (ReLU window and MAC cap), with the parameters that give it; None when ``tries`` draws
+        all fall outside it."""
         low, high = self.budget
         for _ in range(tries):
             trial = RandomParams(rng)
@@ -153,8 +153,8 @@ class SearchSpace:
             cost = count(spec)
             if ((low is None or cost.relus >= low) and (high is None or cost.relus <= high)
                     and (self.max_macs is None or cost.macs <= self.max_macs)):
-                break
-        return trial.params, spec
+                return trial.params, spec
+        return None
 
     def draft(self, trial: Any, num_classes: int, in_channels: int) -> tuple[int, list, Any]:
         """Everything :meth:`sample` asks but the budget knob: the number of stages ``n``, the width knobs'

@@ -65,6 +65,11 @@ class SamplerConfig(ConfigModel):
     seed: int | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @model_serializer(mode="wrap")
+    def _without_empty_options(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave out ``options`` when empty, so a study stored before they existed is the same study."""
+        return {k: v for k, v in dump(self).items() if k != "options" or v}
+
     @model_validator(mode="after")
     def _known_options(self) -> SamplerConfig:
         try:

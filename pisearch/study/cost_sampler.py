@@ -11,7 +11,7 @@ form over the front's staircase.
 * Observations: every COMPLETE measured trial of the study that carries a spec (searched, seeds, in-space
   baselines); trials running elsewhere are pending and enter the front at their predicted accuracy (kriging
   believer), so a second worker is steered away from the first one's design.
-* A design measured or pending (spec hash) is never proposed again.
+* A design any trial carries (spec hash: measured, running, waiting, failed or diverged) is never proposed again.
 * Until ``n_startup_trials`` observations exist it answers like Optuna's ``RandomSampler`` and the study aims each
   trial at a ReLU bin as for any sampler.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -37,7 +38,7 @@ from pisearch.cost import count
 from pisearch.spec import ArchSpec
 from pisearch.study.store import OUTSIDE_SPACE
 
-Draw = Callable[[np.random.Generator], tuple[dict[str, Any], ArchSpec]]
+Draw = Callable[[np.random.Generator], tuple[dict[str, Any], ArchSpec] | None]
 MIN_STD = 1e-6  # accuracy units; keeps the closed-form expectation finite
 
 
@@ -77,7 +78,8 @@ def expected_improvement(front: np.ndarray, cost: np.ndarray, mean: np.ndarray, 
         edges = np.concatenate([[c], later[:, 1], [reference_cost]])
         edges = np.minimum(edges, reference_cost)
         below = points[points[:, 1] <= c, 0]
-        h = np.maximum.accumulate(np.concatenate([[below.max() if len(below) else 0.0], later[:, 0]]))
+        start = max(0.0, below.max()) if len(below) else 0.0  # the reference accuracy bounds the region below
+        h = np.maximum.accumulate(np.concatenate([[start], later[:, 0]]))
         z = (mu - h) / s
         gain = (mu - h) * norm.cdf(z) + s * norm.pdf(z)
         out[j] = float(np.sum(np.diff(edges) * gain))
@@ -126,30 +128,32 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
     # ---- proposals ----------------------------------------------------------------------------------------
     def propose(self, study: optuna.Study, number: int, draw: Draw, cost_of: Callable[[ArchSpec], float]) -> bool:
         """Choose trial ``number``'s design (its parameters then answer the trial's ``suggest_*``) and return True;
-        False while there are fewer than ``n_startup_trials`` observations, or when every pool design is measured
-        or pending (the trial then samples at random). ``draw(rng)`` gives one random design of the space
-        (parameters, spec) inside the study's budget; ``cost_of(spec)`` its value of the study's cost objective."""
-        observed, pending = _observations(study, number)
-        if len(observed) < self.n_startup_trials:
+        False while there are fewer than ``n_startup_trials`` observations, or when every pool design is taken
+        (the trial then samples at random). ``draw(rng)`` gives one random design of the space (parameters, spec)
+        inside the study's budget, or None; ``cost_of(spec)`` its value of the study's cost objective."""
+        seen = _observations(study, number)
+        if len(seen.measured) < self.n_startup_trials:
             return False
         pool = self._pool_of(draw, cost_of)
-        taken = {spec.hash for spec, _, _ in observed} | {spec.hash for spec, _ in pending}
-        free = [i for i, (_, spec, _) in enumerate(pool) if spec.hash not in taken]
+        free = [i for i, (_, spec, _) in enumerate(pool) if spec.hash not in seen.taken]
         if not free:
             return False
-        n_stages = max(len(spec.stages) for spec in [s for _, s, _ in pool] + [s for s, _, _ in observed])
+        n_stages = max(len(spec.stages) for spec in [s for _, s, _ in pool] + [s for s, _ in seen.measured])
         features = partial(self._features, n_stages=n_stages)
-        x = np.array([features(spec) for spec, _, _ in observed])
-        y = np.array([accuracy for _, _, accuracy in observed])
-        model = self._fit(x, y)
-        front = [(accuracy, math.log10(max(cost_of(spec), 1.0))) for spec, _, accuracy in observed]
-        if pending:
-            guess = model.predict(np.array([features(spec) for spec, _ in pending]))
-            front += [(float(a), math.log10(max(cost_of(spec), 1.0))) for (spec, _), a in zip(pending, guess)]
-        candidates = np.array([features(pool[i][1]) for i in free])
-        mean, std = model.predict(candidates, return_std=True)
-        cost = np.array([math.log10(max(pool[i][2], 1.0)) for i in free])
-        reference = math.log10(10 * max(c for _, _, c in pool))
+        model = self._fit(np.array([features(spec) for spec, _ in seen.measured]),
+                          np.array([accuracy for _, accuracy in seen.measured]))
+        floor = min((c for _, _, c in pool if c > 0), default=1.0)  # log axis: a cost of 0 is drawn at the least
+
+        def log_cost(spec: ArchSpec, cost: float | None = None) -> float:
+            return math.log10(max(cost_of(spec) if cost is None else cost, floor))
+
+        front = [(accuracy, log_cost(spec)) for spec, accuracy in seen.measured]
+        if seen.pending:  # kriging believer: a running design at its predicted accuracy
+            guess = model.predict(np.array([features(spec) for spec in seen.pending]))
+            front += [(float(a), log_cost(spec)) for spec, a in zip(seen.pending, guess)]
+        mean, std = model.predict(np.array([features(pool[i][1]) for i in free]), return_std=True)
+        cost = np.array([log_cost(pool[i][1], pool[i][2]) for i in free])
+        reference = math.log10(10 * max(floor, max(c for _, _, c in pool)))
         gain = expected_improvement(np.array(front), cost, mean, std, reference)
         self._proposals[number] = pool[free[int(np.argmax(gain))]][0]
         return True
@@ -162,13 +166,14 @@ class CostAwareSampler(optuna.samplers.BaseSampler):
         return self._feature_cache[key]
 
     def _pool_of(self, draw: Draw, cost_of: Callable[[ArchSpec], float]) -> list[tuple[dict, ArchSpec, float]]:
+        """The pool: ``pool_size`` draws (those ``draw`` finds inside the budget), each design once, with its cost."""
         if self._pool is None:
             rng, seen, pool = np.random.default_rng(self._seed), set(), []
             for _ in range(self.pool_size):
-                params, spec = draw(rng)
-                if spec.hash not in seen:
-                    seen.add(spec.hash)
-                    pool.append((params, spec, float(cost_of(spec))))
+                drawn = draw(rng)
+                if drawn is not None and drawn[1].hash not in seen:
+                    seen.add(drawn[1].hash)
+                    pool.append((drawn[0], drawn[1], float(cost_of(drawn[1]))))
             self._pool = pool
         return self._pool
 
@@ -198,18 +203,29 @@ class _Scaled:
         return self.model.predict((x - self.shift) / self.scale, return_std=return_std)
 
 
-def _observations(study: optuna.Study, number: int) -> tuple[list[tuple[ArchSpec, int, float]],
-                                                             list[tuple[ArchSpec, int]]]:
-    """(measured: (spec, trial number, accuracy) of COMPLETE trials with an accuracy, pending: (spec, number) of
-    other RUNNING trials that carry a spec) of the study's level-0 trials; outside-space baselines excluded."""
-    measured, pending = [], []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+@dataclass
+class _Seen:
+    """What a study holds, as the sampler reads it: ``measured`` (spec, accuracy) of COMPLETE feasible trials with an
+    accuracy, ``pending`` specs of RUNNING ones, and ``taken``: the hash of every design any trial carries (measured,
+    running, waiting, failed or diverged, infeasible), none of which is proposed again."""
+
+    measured: list[tuple[ArchSpec, float]] = field(default_factory=list)
+    pending: list[ArchSpec] = field(default_factory=list)
+    taken: set[str] = field(default_factory=set)
+
+
+def _observations(study: optuna.Study, number: int) -> _Seen:
+    """:class:`_Seen` of the study's level-0 trials other than ``number``; outside-space baselines are neither
+    observations nor taken (the space cannot make them)."""
+    seen = _Seen()
+    for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
         if "spec" not in a or OUTSIDE_SPACE in a or t.number == number:
             continue
         spec = ArchSpec.from_json(a["spec"])
+        seen.taken.add(spec.hash)
         if t.state == TrialState.COMPLETE and a.get("accuracy") is not None and a.get("feasible", True):
-            measured.append((spec, t.number, float(a["accuracy"])))
+            seen.measured.append((spec, float(a["accuracy"])))
         elif t.state == TrialState.RUNNING:
-            pending.append((spec, t.number))
-    return measured, pending
+            seen.pending.append(spec)
+    return seen

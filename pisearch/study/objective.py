@@ -19,7 +19,7 @@ from pisearch.spec import ArchSpec
 from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights, store_weights
 from pisearch.study.cost_sampler import CostAwareSampler
 from pisearch.study.slots import DUPLICATE
-from pisearch.study.store import OUTSIDE_SPACE
+from pisearch.study.store import OUTSIDE_MEASURED, OUTSIDE_SPACE, measured_outside
 from pisearch.study.config import StudyConfig
 from pisearch.train import Fidelity, resolved_precision, seeded_build, train_proxy
 
@@ -98,11 +98,6 @@ def holds_result(trial: optuna.trial.FrozenTrial) -> bool:
     (a final result). An interrupted, crashed or stale trial does not: its candidate is enqueued again."""
     return trial.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE) or (
         trial.state == TrialState.FAIL and (bool(trial.user_attrs.get(DIVERGED)) or measured_outside(trial)))
-
-
-def measured_outside(trial: optuna.trial.FrozenTrial) -> bool:
-    """A baseline outside the space that was measured (its trial FAILed on purpose, :class:`OutsideSpace`)."""
-    return OUTSIDE_SPACE in trial.user_attrs and "accuracy" in trial.user_attrs
 
 
 def budget_violation(relus: int, window: tuple[int | None, int | None]) -> int:
@@ -202,10 +197,12 @@ class TrialRunner:
     def fidelity_json(self, trial: optuna.Trial) -> str:
         return json.dumps(self.fidelity_of(trial).model_dump(mode="json"), sort_keys=True)
 
-    def measured_before(self, trial: optuna.Trial, spec: ArchSpec) -> optuna.trial.FrozenTrial | None:
+    def measured_before(self, trial: optuna.Trial, spec: ArchSpec,
+                        wait: bool = True) -> optuna.trial.FrozenTrial | None:
         """An earlier COMPLETE trial of this study that trained the same spec at the same fidelity from the same
         start (and kept its weights, if this study keeps weights). Training is deterministic, so its result is
-        this trial's. While a lower-numbered twin is still running (another worker), wait for it."""
+        this trial's. While a lower-numbered twin is still running (another worker), wait for it, or with
+        ``wait=False`` return that RUNNING twin."""
         start = [self.warm_weights(trial), self.warm_epochs]
         start = start if start[0] is not None else [None, None]
         fidelity = self.fidelity_json(trial)
@@ -221,8 +218,9 @@ class TrialRunner:
                 if (t.state == TrialState.COMPLETE and twin(t) and "accuracy" in t.user_attrs
                         and (WEIGHTS_ATTR in t.user_attrs or not self.config.stores_weights)):
                     return t
-            if not any(t.state == TrialState.RUNNING and t.number < trial.number and twin(t) for t in trials):
-                return None
+            running = [t for t in trials if t.state == TrialState.RUNNING and t.number < trial.number and twin(t)]
+            if not running or not wait:
+                return running[0] if running else None
             time.sleep(TWIN_POLL_S)
 
     def warm_weights(self, trial: optuna.Trial) -> str | None:
@@ -273,10 +271,11 @@ class TrialRunner:
             return values(0.0)
         trial.set_user_attr("level", self.level)
         trial.set_user_attr("fidelity", self.fidelity_json(trial))
-        done = self.measured_before(trial, spec)
-        if done is not None and sampled and source == "search" and self.level == 0 \
-                and redraws_before(trial) < MAX_REDRAWS:
-            trial.set_user_attr("reason", f"{DUPLICATE}: trial {done.number} measured it at this fidelity; re-drawn, "
+        redraw = sampled and source == "search" and self.level == 0 and redraws_before(trial) < MAX_REDRAWS
+        done = self.measured_before(trial, spec, wait=not redraw)  # a re-draw does not wait for a running twin
+        if redraw and done is not None:
+            doing = "is training" if done.state == TrialState.RUNNING else "measured"
+            trial.set_user_attr("reason", f"{DUPLICATE}: trial {done.number} {doing} it at this fidelity; re-drawn, "
                                 "not trained (holds no slot)")
             raise DuplicateDesign(f"trial {trial.number} re-made trial {done.number}'s design")
         if done is not None:
@@ -303,6 +302,6 @@ class TrialRunner:
         if self.config.stores_weights:
             store_weights(trial, model, self.run_dir)
         if OUTSIDE_SPACE in trial.user_attrs and self.level == 0:
-            trial.set_user_attr("reason", "outside the space: trained and compared, never shown to the sampler")
+            trial.set_user_attr("reason", OUTSIDE_MEASURED)  # last: the mark of a finished measurement
             raise OutsideSpace(trial.user_attrs[OUTSIDE_SPACE])
         return values(result.accuracy)

@@ -27,7 +27,7 @@ def state_summary(df: pd.DataFrame) -> str:
     """Trial states per fidelity level of a trials table, e.g. ``5 complete, 1 pruned; level 1: 2 complete`` (a
     re-drawn duplicate counts as ``re-drawn``, not as a failure)."""
     parts = []
-    redrawn = df["reason"].astype(str).str.startswith(DUPLICATE) if "reason" in df else False
+    redrawn = df["reason"].astype(str).str.startswith(DUPLICATE)
     state = df["state"].where(~redrawn, "re-drawn")  # failed untrained on purpose (study.slots.DUPLICATE)
     for level, rows in state.groupby(pd.to_numeric(df["level"], errors="coerce").fillna(0).astype(int)):
         states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(rows.value_counts().items()))

@@ -24,7 +24,7 @@ from pisearch.study.objective import (CANDIDATE_ATTRS, PRECISION_ATTR, TARGET_BI
                                       OutsideSpace, TrialDiverged, TrialRunner)
 from pisearch.study.promotion import Callback, enqueue_band, train_waiting
 from pisearch.study.samplers import WORKER_SEED_STRIDE, build_sampler
-from pisearch.study.slots import FINISHED, SURPLUS, TAKEN, count_slots, slots_ahead
+from pisearch.study.slots import FINISHED, SURPLUS, TAKEN, count_slots, holds_no_slot, slots_ahead
 from pisearch.study.store import CHECK_ATTR, OUTSIDE_SPACE, PARENT, Store, default_location, read_study
 from pisearch.train import Fidelity, resolved_precision
 
@@ -94,12 +94,16 @@ def with_precision(config: StudyConfig, precision: Literal["fp32", "bf16"]) -> S
 
 
 def _identity_at(identity: dict, precision: str) -> dict:
-    """A config identity with level 0's ``precision: auto`` read as the study's precision (a study created with
-    ``auto`` and one that named the precision it resolved to are the same study)."""
-    fidelity = identity.get("fidelity") or {}
+    """A config identity as compared on resume: level 0's ``precision: auto`` read as the study's precision (a study
+    created with ``auto`` and one that named the precision it resolved to are the same study), and a training seed
+    equal to the study seed, or 0, left out (older pisearch stored an unset ``fidelity.seed`` as 0; it meant the
+    study seed)."""
+    fidelity = dict(identity.get("fidelity") or {})
     if fidelity.get("precision", "auto") == "auto":
-        identity = {**identity, "fidelity": {**fidelity, "precision": precision}}
-    return identity
+        fidelity["precision"] = precision
+    if fidelity.get("seed", 0) in (0, identity.get("seed", 0)):
+        fidelity.pop("seed", None)
+    return {**identity, "fidelity": fidelity}
 
 
 def open_study(config: StudyConfig, space: SearchSpace, store: Store,
@@ -150,6 +154,8 @@ class Progress:
             self.bar.set_postfix_str(f"best acc {self.best[0]:.3f} @ {self.best[1]:,} ReLUs", refresh=False)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if holds_no_slot(trial):  # a re-drawn duplicate: the slot is drawn again
+            return
         self._better(trial.user_attrs.get("accuracy"), trial.user_attrs.get("relus"))
         self.bar.update(1)
 

@@ -21,7 +21,7 @@ SURPLUS = "surplus"  # reason prefix of a trial that lost the race for the last 
 DUPLICATE = "duplicate design"  # reason prefix of a sampled trial that re-made a measured design and was re-drawn
 
 
-def _holds_no_slot(trial: FrozenTrial) -> bool:
+def holds_no_slot(trial: FrozenTrial) -> bool:
     """A surplus trial (pruned untrained) or a re-drawn duplicate (failed untrained): it gave its slot back."""
     reason = str(trial.user_attrs.get("reason", ""))
     return ((trial.state == TrialState.PRUNED and reason.startswith(SURPLUS))
@@ -31,7 +31,7 @@ def _holds_no_slot(trial: FrozenTrial) -> bool:
 def slot_holders(trials: Sequence[FrozenTrial], states: tuple[TrialState, ...]) -> list[FrozenTrial]:
     """The trials in ``states`` that hold a slot (module docstring)."""
     retried = {t.user_attrs[RETRY_OF] for t in trials if RETRY_OF in t.user_attrs}
-    return [t for t in trials if t.state in states and not _holds_no_slot(t) and t.number not in retried]
+    return [t for t in trials if t.state in states and not holds_no_slot(t) and t.number not in retried]
 
 
 def count_slots(study: optuna.Study, states: tuple[TrialState, ...]) -> int:

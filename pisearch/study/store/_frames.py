@@ -31,6 +31,14 @@ CHECK_ATTR = "check_level"  # user attr of a fidelity-check trial: its ``fidelit
 # user attr of a baseline the search space cannot express (why not): measured like any baseline, but its trial ends
 # FAIL in Optuna's storage so that no sampler observes it; the trials table shows it COMPLETE once it has an accuracy
 OUTSIDE_SPACE = "outside_space"
+OUTSIDE_MEASURED = "outside the space: trained and compared, never shown to the sampler"  # its reason, set last
+
+
+def measured_outside(trial: optuna.trial.FrozenTrial) -> bool:
+    """A baseline outside the space whose measurement finished (FAIL on purpose, with :data:`OUTSIDE_MEASURED` as
+    its reason, set after everything else): one whose process died before that is re-run like any trial."""
+    return (trial.state == optuna.trial.TrialState.FAIL and OUTSIDE_SPACE in trial.user_attrs
+            and trial.user_attrs.get("reason") == OUTSIDE_MEASURED)
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -41,11 +49,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     trials = study.get_trials(deepcopy=False)
     reruns = {t.user_attrs[RETRY_OF]: t.number for t in trials if RETRY_OF in t.user_attrs}
     for t in trials:
-        measured_outside = t.state == optuna.trial.TrialState.FAIL and OUTSIDE_SPACE in t.user_attrs \
-            and "accuracy" in t.user_attrs
         row = {
             "number": t.number,
-            "state": "COMPLETE" if measured_outside else t.state.name,
+            "state": "COMPLETE" if measured_outside(t) else t.state.name,
             "datetime_start": t.datetime_start,
             "datetime_complete": t.datetime_complete,
             "duration_s": t.duration.total_seconds() if t.duration else None,
