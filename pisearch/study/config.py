@@ -56,11 +56,12 @@ class DatasetConfig(ConfigModel):
 
 
 class SamplerConfig(ConfigModel):
-    """The sampler (:data:`pisearch.study.samplers.SAMPLERS`): ``nsga2`` (default) | ``tpe`` | ``gp`` | ``nsga3`` |
-    ``random`` | ``qmc`` | ``grid`` | ``cost_ehvi``; ``options``: keyword arguments of its constructor (checked
-    against its signature); ``population_size``: NSGA-II/III's; ``seed`` defaults to the study seed."""
+    """The sampler (:data:`pisearch.study.samplers.SAMPLERS`): ``cost_ehvi`` (default: ranked first by
+    ``benchmarks/sampler_bench.py``) | ``nsga2`` | ``tpe`` | ``gp`` | ``nsga3`` | ``random`` | ``qmc`` | ``grid``;
+    ``options``: keyword arguments of its constructor (checked against its signature); ``population_size``:
+    NSGA-II/III's; ``seed`` defaults to the study seed."""
 
-    name: Literal["nsga2", "tpe", "gp", "nsga3", "random", "qmc", "grid", "cost_ehvi"] = "nsga2"
+    name: Literal["cost_ehvi", "nsga2", "tpe", "gp", "nsga3", "random", "qmc", "grid"] = "cost_ehvi"
     population_size: int = Field(8, ge=2)
     seed: int | None = None
     options: dict[str, Any] = Field(default_factory=dict)
