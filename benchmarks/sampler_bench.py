@@ -156,8 +156,8 @@ def report(runs: dict, args: argparse.Namespace, table: Table, floor: float) -> 
     curves = {k: [area(v.iloc[:n], floor) for n in range(1, args.trials + 1)] for k, v in runs.items()}
     target = float(np.median([curves[("random", s)][-1] for s in seeds])) if "random" in names else math.nan
     print(f"\nhypervolume after N trials, median [IQR] over {args.seeds} study seeds:")
-    print("sampler    " + "".join(f"{n:>20}" for n in CHECKPOINTS if n <= args.trials)
-          + "   trials to random@36   ×random@36   shared ×random")
+    print("sampler    " + "".join(f"{n:>23}" for n in CHECKPOINTS if n <= args.trials)
+          + f"   trials to random@{args.trials}   ×random@{args.trials}   shared ×random")
     for name in names:
         cells = []
         for n in CHECKPOINTS:
@@ -169,7 +169,7 @@ def report(runs: dict, args: argparse.Namespace, table: Table, floor: float) -> 
         ratio = [curves[(name, s)][-1] / curves[("random", s)][-1] for s in seeds] if "random" in names else []
         shared = [shared_hypervolume(runs[(name, s)], runs[("random", s)])["ratio"] for s in seeds] \
             if "random" in names else []
-        print(f"{name:<10} " + "".join(f"{c:>20}" for c in cells)
+        print(f"{name:<10} " + "".join(f"{c:>23}" for c in cells)
               + f"   {np.median(reach):>19}   {np.median(ratio):>10.3f}   {np.nanmedian(shared):>13.3f}")
     if "random" not in names:
         return
