@@ -67,7 +67,7 @@ def study_config(variant: str, seed: int, args: argparse.Namespace) -> StudyConf
         "dataset": {"name": args.dataset, "resolution": args.resolution, "val_fraction": args.val_fraction},
         "fidelity": {"epochs": args.epochs, "train_subset": args.train_subset or None, "batch_size": 64,
                      "warmup_epochs": args.warmup_epochs,
-                     "threads": 1 if args.device == "cpu" else None},
+                     "threads": 1 if args.device == "cpu" else None, "precision": args.precision},
         "device": args.device, "sampler": sampler, "dashboard": False,
         "budget": {"min_relus": round(WINDOW[0] * scale), "max_relus": round(WINDOW[1] * scale), "bins": 5,
                    "max_macs": args.max_macs or round(MAX_MACS * scale)},
@@ -204,6 +204,8 @@ def main() -> None:
                     "budgets at 16²; 1 × 4,096 does not)")
     ap.add_argument("--train-subset", type=int, default=16384, help="training images per epoch (0: all of train)")
     ap.add_argument("--warmup-epochs", type=float, default=0.2, help="linear warm-up of the proxy, in epochs")
+    ap.add_argument("--precision", default="fp32", help="training precision (fp32: the tabular benchmark's, the "
+                    "same on every CPU; auto: bf16 where the CPU has it)")
     ap.add_argument("--val-fraction", type=float, default=0.05, help="validation share of the train split")
     ap.add_argument("--study-seeds", type=int, default=3)
     ap.add_argument("--compare-seeds", type=int, default=3, help="training seeds of the verdicts")

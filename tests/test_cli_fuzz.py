@@ -48,6 +48,7 @@ BASE = {
     "dashboard": ["dashboard", "{rundir}", "--out", "{out}/d.html"],
     "export": ["export", "{rundir}", "--trial", "0", "--out", "{out}"],
     "linearize": ["linearize", "{model}", "--out", "{out}", "--method", "snl", "--budget", "50%"],
+    "measure": ["measure", "{model}", "--protocol", "semi2k"],
 }
 CLI = pisearch.cli.cli()
 COMMANDS = parameters(CLI)

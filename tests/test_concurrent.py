@@ -29,6 +29,7 @@ import pisearch.cli.export
 from pisearch.study import Store, load_study_config, run_study
 from pisearch.study.slots import FINISHED, count_slots
 
+from tests.test_cli_fuzz import invoke
 from tests.test_study import TINY_STUDY
 
 FIRST = 2   # trials of the run every pair starts from
@@ -180,6 +181,34 @@ def test_running_trials_are_taken_for_dead_only_by_a_process_alone(tmp_path):
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.WAITING]
 
 
+def test_create_and_worker_zero_on_a_running_study_get_their_own_advice(case):
+    """While a run holds the study, ``pisearch create`` has nothing to create and ``pisearch worker --worker-id 0``
+    takes the starting command's id: each says so in one line (exit 2), not the advice meant for ``run``."""
+    url = f"sqlite:///{case / 'run' / 'study.db'}"
+    held_r, held_w = os.pipe()
+    gate_r, gate_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # holds the storage as a running command does, until the parent writes to the gate
+        try:
+            other = Store.open(url)
+            os.write(held_w, b"x")
+            os.read(gate_r, 1)
+            other.close()
+        finally:
+            os._exit(0)
+    os.read(held_r, 1)
+    try:
+        created = invoke(case, ["create", "s.yaml", "-o", "run"])
+        worker = invoke(case, ["worker", "--storage", url, "--study", "t", "--worker-id", "0", "--no-progress"])
+    finally:
+        os.write(gate_w, b"x")
+        os.waitpid(pid, 0)
+    assert created[0] == 2 and "nothing to create" in created[1] and "pisearch worker --storage" in created[1]
+    assert worker[0] == 2 and "--worker-id 0 is the id of the command that starts" in worker[1]
+    for code, err in (created, worker):
+        assert len(err.strip().splitlines()) == 1 and "run this command again" not in err, err
+
+
 def test_run_and_run_making_one_new_folder(case):
     """The issue's two terminals: a new study and run folder. The run that loses the race to make the folder
     refuses in one line (run again to join, or --jobs); one that finds the folder made joins as a worker."""
@@ -189,7 +218,7 @@ def test_run_and_run_making_one_new_folder(case):
     assert sorted([a.code, b.code])[0] == 0
     for e in (a, b):
         if e.code == 2:
-            assert "another pisearch command started study 't' here at the same time" in e.err and "--jobs" in e.err
+            assert "another pisearch command is running study 't' there" in e.err and "--jobs" in e.err
     assert_run_sound(case / "new")
 
 

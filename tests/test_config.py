@@ -47,12 +47,12 @@ def test_valid(tmp_path):
     assert load(Outer, path).inner.depth == [1, 2]
 
 
-def test_readme_example_study_is_valid(tmp_path, monkeypatch):
-    """The README's annotated study file loads as written (keys, values, its space path from the repository root),
-    so its documentation of the study format cannot drift from the validated model."""
+def test_documented_example_study_is_valid(tmp_path, monkeypatch):
+    """The annotated study file of docs/studies.md loads as written (keys, values, its space path from the repository
+    root), so its documentation of the study format cannot drift from the validated model."""
     root = Path(__file__).resolve().parents[1]
-    readme = (root / "README.md").read_text()
-    block = readme.split("## Studies (`studies/*.yaml`)", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    page = (root / "docs" / "studies.md").read_text()
+    block = page.split("## A study file", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
     (tmp_path / "study.yaml").write_text(block)
     (tmp_path / "my_arch.json").write_text(deepreshape(3000, resolution=16).spec.to_json())  # the example's init.specs
     monkeypatch.chdir(root)

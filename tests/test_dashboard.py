@@ -11,6 +11,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState, create_trial
 
+from pisearch import __version__
 from pisearch.cli import main
 from pisearch.errors import UserError
 from pisearch.report.compare import hypervolume_vs_rule
@@ -20,6 +21,7 @@ from pisearch.study.dashboard_data import load_dashboard_data, write_dashboard
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
+SMALL_SHOT = ARTIFACTS / "dashboard-small.png"  # committed as docs/img/dashboard.png (docs/architecture.md)
 FAIL_REASON = "diverged: loss nan at epoch 1 (test)"
 
 
@@ -87,6 +89,8 @@ def test_dashboard_of_a_run(run_dir):
         assert f"pisearch export {run_dir} --trial {n} -o {run_dir}/exports/trial{n}" in page
     assert FAIL_REASON in page and "not trained" in page  # the failed and the infeasible trials are listed
     assert "9: 8 complete, 1 fail, 0 pruned" in page
+    made_by = f"{__version__} drew this page; the study was created by {__version__}; trials run by {__version__} ("
+    assert made_by in page
     assert "Plotly.newPlot" in page and not re.search(r"<script[^>]+src=", page)  # plotly.js inlined
     assert page.count('id="compare-table"') == 1 and "deepreshape@6000" in page
 
@@ -205,6 +209,18 @@ def render(page: Path, screenshot: Path | None = None) -> tuple[str, list[str]]:
     return done.stdout, [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
 
 
+def small_copy(shot: Path, out: Path, height: int = 1020, width: int = 900) -> Path:
+    """The top of a screenshot (the study facts and the accuracy-vs-ReLU plot), ``width`` pixels wide in a 128-colour
+    palette: small enough to commit."""
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        top = image.convert("RGB").crop((0, 0, image.width, min(height, image.height)))
+    top = top.resize((width, round(top.height * width / top.width)), Image.Resampling.LANCZOS)
+    top.quantize(colors=128, method=Image.Quantize.FASTOCTREE).save(out, optimize=True)  # keeps the plot's colours
+    return out
+
+
 def rendered_points(dom: str, plot_id: str) -> dict[str, int]:
     """Legend name → number of rendered markers of each scatter trace of plotly div ``plot_id``."""
     start = dom.index(">", dom.index(f'id="{plot_id}"'))
@@ -239,3 +255,4 @@ def test_dashboard_renders_in_chromium(run_dir, tmp_path):
     assert points[f"search ({searched})"] == searched
     assert len(re.findall(r"<tr>", dom.split('id="pareto-table"')[1].split("</table>")[0])) == expected + 1
     assert shot.stat().st_size > 50_000
+    assert 10_000 < small_copy(shot, SMALL_SHOT).stat().st_size < 150_000

@@ -145,6 +145,7 @@ def test_card_and_metrics(masked_export):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["cost"]["relus"] == cost.relus and metrics["cost"]["relus_b"] == cost.relus_b
     assert metrics["relus_onnx"] == cost.relus and metrics["spec_hash"] == spec.hash
+    assert metrics["pisearch_version"] == pisearch.__version__
     assert set(metrics["estimates"]) == {"delphi", "sci", "cheetah"}
     assert all(set(by_net) == {"lan", "wan"} for by_net in metrics["estimates"].values())
     assert metrics["estimates"]["delphi"]["wan"]["latency_ms"] > metrics["estimates"]["delphi"]["lan"]["latency_ms"]
@@ -281,8 +282,11 @@ def test_export_by_budget_uses_kept_weights(study_run, tmp_path, capsys):
     assert metrics["accuracy"] == expected["accuracy"] and metrics["trial"] == expected["number"]
     assert metrics["level"] == 0 and metrics["fidelity"]["epochs"] == 1
     assert metrics["precision"] == expected["precision"] == metrics["fidelity"]["precision"]  # what it trained in
+    assert metrics["pisearch_version"] == pisearch.__version__ == metrics["trained_by"] == expected["pisearch_version"]
     card = (tmp_path / "best" / "MODEL_CARD.md").read_text()
     assert f"--trial {expected['number']}" in card and f"Trained in {expected['precision']}." in card
+    version = pisearch.__version__
+    assert f"exported by pisearch {version}." in card and f"Trained by pisearch {version}." in card
 
 
 def test_retraining_at_the_trial_fidelity_reproduces_its_weights(study_run, tmp_path, capsys):

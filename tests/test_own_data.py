@@ -21,6 +21,7 @@ from PIL import Image
 
 import pisearch.data.folder as folder_mod
 import pisearch.data.memory as memory_mod
+import pisearch.study.runner as runner_mod
 from pisearch.data import DATASETS, load_dataset, read_record
 from pisearch.data.folder import CACHE, list_images
 from pisearch.data.make_folder import write_folder
@@ -272,6 +273,20 @@ def test_study_on_a_digits_folder_measures_what_digits_does_and_exports(digits_f
     assert code == 0, err                            # retrained on the study's own folder, its test_root included
     retrained = json.loads((tmp_path / "again" / "metrics.json").read_text())
     assert retrained["dataset"] == "folder" and 0 <= retrained["accuracy"] <= 1
+
+
+def test_a_refused_new_study_leaves_no_run_folder_not_even_its_image_cache(tmp_path, monkeypatch):
+    def refuse(*args):
+        raise UserError("refused after the images were decoded")
+
+    monkeypatch.setattr(runner_mod, "enqueued_trials", refuse)
+    config, space = _study(tmp_path, "r", {"name": "folder", "root": str(small_folder(tmp_path / "imgs"))})
+    with pytest.raises(UserError, match="refused after"):
+        run_study(config, space, out_dir=tmp_path / "runs" / "r", progress=False)
+    assert not (tmp_path / "runs").exists()  # the cache was made inside the new run folder, which never appeared
+    monkeypatch.undo()
+    run_study(config, space, out_dir=tmp_path / "runs" / "r", progress=False)
+    assert (tmp_path / "runs" / "r" / CACHE).is_file() and (tmp_path / "runs" / "r" / "trials.csv").is_file()
 
 
 # ---- the command line on the new keys: bad values and damaged images exit 2 with one line, changing nothing ------

@@ -19,8 +19,9 @@ from pisearch.errors import UserError
 from pisearch.report import dashboard_html
 from pisearch.rules import deepreshape_rule
 from pisearch.space import SearchSpace
-from pisearch.study import load_study_config, run_study
+from pisearch.study import load_dashboard_data, load_study_config, run_study
 from pisearch.study.runner import make_sampler
+from pisearch.study.slots import OVER_BUDGET, redrawn as redrawn_reason
 from pisearch.train import TrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,13 +156,25 @@ def test_max_macs_candidates_are_costed_but_never_trained(tmp_path, trained):
     assert len(trained) == int((~over & trials["accuracy"].notna()).sum())
     constraints = [t.system_attrs for t in result.study.trials]
     assert all(any(k.endswith("macs_budget") for k in attrs) for attrs in constraints)
+    # costed before training: an over-budget draw gives its slot to a new draw, and stays a COMPLETE infeasible
+    # trial that samplers reading constraints learn from
+    assert trials.loc[over, "reason"].str.startswith(OVER_BUDGET).all()
+    assert set(trials.loc[over, "state"]) == {"COMPLETE"}
+    assert int((~over).sum()) == 14
+    facts = load_dashboard_data(tmp_path / "run").facts  # counted as re-drawn, as the run's summary does
+    assert f"{len(trials)}: 14 complete, 0 fail, 0 pruned, {int(over.sum())} re-drawn" == facts["trials"]
 
 
 def test_bins_spread_sampled_trials_over_the_window(tmp_path, trained):
     result, _, _ = run(tmp_path, n_trials=12, sampler={"name": "random"},
                        budget={"min_relus": 1000, "max_relus": 16000, "bins": 4})
-    aimed = result.trials["target_bin"].dropna().astype(int)
-    assert sorted(aimed.value_counts()) == [3, 3, 3, 3]  # each bin aimed at in turn
+    trials = result.trials
+    redrawn = trials["reason"].map(redrawn_reason)
+    aimed = trials.loc[~redrawn, "target_bin"].dropna().astype(int)
+    assert sorted(aimed.value_counts()) == [3, 3, 3, 3]  # each bin aimed at in turn (a re-draw aims where it was)
+    for row in trials[redrawn].itertuples():  # an over-budget draw's slot goes to the next trial, at the same bin
+        assert row.reason.startswith(OVER_BUDGET) and row.target_bin == trials.set_index("number").loc[
+            row.number + 1, "target_bin"]
 
 
 def test_run_summary_shows_trials_per_bin(tmp_path, trained):

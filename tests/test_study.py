@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 import pisearch.study.objective as objective_mod
+from pisearch import __version__
 from pisearch.errors import UserError
 from pisearch.study import load_dashboard_data, load_study_config, run_study
 from pisearch.study.config import OBJECTIVES, StudyConfig
@@ -62,6 +63,8 @@ def test_three_trial_study_writes_tables(tmp_path):
     assert set(pareto["number"]) == brute_front(trials, ["accuracy", "relus"])
     assert result.study.user_attrs["config_identity"]
     assert (tmp_path / "run" / "study.db").exists()
+    assert result.study.user_attrs["pisearch_version"] == __version__  # which pisearch made the study, and each trial
+    assert (trials["pisearch_version"] == __version__).all()
 
 
 def held(trials: pd.DataFrame) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 
+from pisearch import __version__
 from pisearch.config import exists, read_text
 from pisearch.errors import UserError
 from pisearch.spec import ArchSpec, apply_convention, net
@@ -61,6 +62,13 @@ def default_worker_id() -> int:
     return zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % MAX_WORKER_ID + 1
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"pisearch {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print pisearch's version and exit.")) -> None:
     """pisearch: launch search studies, inspect Pareto dashboards, export the best architecture."""

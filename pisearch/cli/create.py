@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from pisearch.cli.app import MAX_TRIALS, app
-from pisearch.study import load_study_config, prepare_study
+from pisearch.errors import UserError
+from pisearch.study import StudyBusy, load_study_config, prepare_study
 
 
 @app.command()
@@ -22,7 +23,11 @@ def create(
 ) -> None:
     """Create the study (checking its space, dataset and baselines) and queue its baselines; run nothing."""
     config, space_path = load_study_config(study_file)
-    prep = prepare_study(config, space_path, n_trials=n_trials, storage=storage, out_dir=out)
+    try:
+        prep = prepare_study(config, space_path, n_trials=n_trials, storage=storage, out_dir=out)
+    except StudyBusy as busy:
+        raise UserError(f"{busy.what}: it exists already, nothing to create; join it with pisearch worker "
+                        f"--storage '{busy.url}' --study {config.name}, or pisearch run {study_file}") from None
     waiting = len(prep.study.get_trials(deepcopy=False))
     url = prep.store.location.label
     print(f"study {config.name!r} in {url}: {prep.total} trials planned, {waiting} already stored or queued; "

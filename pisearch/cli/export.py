@@ -9,8 +9,8 @@ import typer
 
 from pisearch.cli.app import MAX_EPOCHS, MAX_RELUS, MAX_TRIALS, app
 from pisearch.config import folder_lock
-from pisearch.report import check_export_target, write_export
-from pisearch.study import open_run, pick_trial, trial_model
+from pisearch.report import check_export_target, write_export, write_measured
+from pisearch.study import measured_records, open_run, pick_trial, trial_model
 
 
 @app.command()
@@ -43,7 +43,13 @@ def export(
         command += ["--retrain-epochs", str(retrain_epochs)]
     if dataset is not None:
         command += ["--dataset", dataset]
+    # what the study's measure: stage measured of this trial, when the export holds the very model it ran
+    same_model = retrain_epochs is None and dataset in (None, run.config.dataset.name)
+    measured = measured_records(run.study.user_attrs).get(metrics["trial"]) if same_model else None
     with folder_lock(out.parent):  # two commands writing one export folder take turns: the last one's stays
         path = write_export(out, spec, model, metrics, reproduce=shlex.join(command))
+        if measured is not None:
+            write_measured(path, measured["protocol"], measured)
     typer.echo(f"trial {metrics['trial']} ({spec.summary()}): top-1 {metrics['accuracy']:.4f}, "
-               f"{int(row['relus']):,} ReLUs (every site), {metrics['weights']} → {path}/")
+               f"{int(row['relus']):,} ReLUs (every site), {metrics['weights']} → {path}/"
+               + (f" (with its SPU {measured['protocol']} measurement)" if measured is not None else ""))

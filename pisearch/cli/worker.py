@@ -7,13 +7,14 @@ from pathlib import Path
 import typer
 
 from pisearch.cli.app import MAX_TIMEOUT_S, MAX_TRIALS, MAX_WORKER_ID, MIN_TIMEOUT_S, app, default_worker_id
-from pisearch.study import display_url, load_stored_study, run_study, state_summary
+from pisearch.errors import UserError
+from pisearch.study import StudyBusy, display_url, load_stored_study, run_study, state_summary
 
 
 @app.command()
 def worker(
     storage: str = typer.Option(..., "--storage", help="Storage URL of the study, e.g. "
-                                "postgresql+psycopg://USER:PASSWORD@HOST/DB (see README, Scaling out)."),
+                                "postgresql+psycopg://USER:PASSWORD@HOST/DB (see docs/parallel.md)."),
     study: str = typer.Option(..., "--study", help="Study name (the study file's name:)."),
     n_trials: int = typer.Option(None, "--n-trials", "-n", min=1, max=MAX_TRIALS,
                                  help="Total trials the study should hold (default: as stored by run/create)."),
@@ -29,7 +30,11 @@ def worker(
     storage, so any number of workers on any machines can join with the same command."""
     config, space, total = load_stored_study(storage, study)
     wid = default_worker_id() if worker_id is None else worker_id
-    result = run_study(config, space, n_trials=total if n_trials is None else n_trials, timeout_s=timeout,
-                       storage=storage, out_dir=out, progress=progress, worker_id=wid)
+    try:
+        result = run_study(config, space, n_trials=total if n_trials is None else n_trials, timeout_s=timeout,
+                           storage=storage, out_dir=out, progress=progress, worker_id=wid)
+    except StudyBusy as busy:
+        raise UserError(f"{busy.what}; --worker-id 0 is the id of the command that starts a study's run: leave "
+                        "--worker-id out or give another") from None
     print(f"worker {wid}: study {study!r} on {display_url(storage)}: {state_summary(result.trials)} "
           f"— {result.wall_seconds:.0f} s — {result.out_dir}/")

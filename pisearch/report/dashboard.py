@@ -201,8 +201,11 @@ def _table_html(df: pd.DataFrame, columns: list[tuple[str, str, str]], table_id:
 PARETO_COLUMNS = [
     ("number", "trial", "int"), ("level", "level", "int"), ("accuracy", "accuracy", "acc"), ("relus", "ReLUs", "int"),
     ("relus_b", "ReLUs (B)", "int"), ("polys", "polys", "int"), ("macs", "MACs", "int"), ("params", "params", "int"),
-    ("latency_ms", "latency ms", "float"), ("comm_mb", "comm MB", "float"), ("summary", "spec", "text"),
-    ("spec_hash", "hash", "code"), ("export", "export command", "code"),
+    ("latency_ms", "latency ms", "float"), ("comm_mb", "comm MB", "float"),
+    # measured under SecretFlow SPU by the study's measure: stage (only the trials it ran; shown when any has)
+    ("measured_protocol", "SPU protocol", "text"), ("measured_lan_ms", "SPU lan ms", "float"),
+    ("measured_wan_ms", "SPU wan ms", "float"), ("measured_comm_mb", "SPU MB", "float"),
+    ("summary", "spec", "text"), ("spec_hash", "hash", "code"), ("export", "export command", "code"),
 ]
 COMPARE_VIEW = [
     ("budget", "budget", "int"), ("rule_label", "rule point", "text"), ("rule_number", "rule trial", "int"),

@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from pisearch import __version__
 from pisearch.cost import Cost, count, estimate
 from pisearch.config import read_text
 from pisearch.errors import UserError
@@ -42,8 +43,9 @@ def write_export(out_dir: str | Path, spec: ArchSpec, model: nn.Module, metrics:
 
     ``metrics`` says what was measured: ``accuracy`` (validation top-1 in [0, 1]) and, when known, ``dataset``,
     ``fidelity`` (the training settings, a dict) and ``level`` (the study's fidelity level), plus anything else
-    JSON-able (e.g. ``study``, ``trial``, ``weights``); ``metrics.json`` holds it with the exact cost and the
-    protocol estimates. ``extra`` (JSON-able) is stored as ``metrics.json["extra"]`` and listed in the card.
+    JSON-able (e.g. ``study``, ``trial``, ``weights``, ``trained_by``: the pisearch version that trained it);
+    ``metrics.json`` holds it with the exact cost, the protocol estimates and this pisearch's version. ``extra``
+    (JSON-able) is stored as ``metrics.json["extra"]`` and listed in the card.
     ``reproduce`` is the command that rebuilds the folder.
 
     Files are written into a temporary sibling folder and renamed into place, so a failure leaves nothing;
@@ -67,8 +69,9 @@ def write_export(out_dir: str | Path, spec: ArchSpec, model: nn.Module, metrics:
         if onnx_relus != cost.relus:
             raise ValueError(f"model.onnx evaluates {onnx_relus} ReLUs per image but the spec counts {cost.relus}: "
                              f"the model does not implement the spec")
-        record = {**metrics, "spec_hash": spec.hash, "cost": cost.to_dict(tables=False),
-                  "relus_onnx": onnx_relus, "estimates": estimates(cost), "extra": extra or {}}
+        record = {**metrics, "pisearch_version": __version__, "spec_hash": spec.hash,
+                  "cost": cost.to_dict(tables=False), "relus_onnx": onnx_relus, "estimates": estimates(cost),
+                  "extra": extra or {}}
         (tmp / "metrics.json").write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
         (tmp / "MODEL_CARD.md").write_text(model_card(spec, cost, record, reproduce))
         _move_into_place(tmp, out_dir)
@@ -139,9 +142,9 @@ def model_card(spec: ArchSpec, cost: Cost, record: dict, reproduce: str = "") ->
     lines = [
         f"# {spec.summary()}",
         "",
-        f"Architecture `{spec.hash}` exported by pisearch. Load it with `pisearch.load(FOLDER)` (PyTorch, eval "
-        f"mode) or run `model.onnx` (opset {OPSET}, input `input` N×{spec.in_channels}×{spec.resolution}×"
-        f"{spec.resolution}, output `logits` N×{spec.num_classes}).",
+        f"Architecture `{spec.hash}` exported by pisearch {__version__}. Load it with `pisearch.load(FOLDER)` "
+        f"(PyTorch, eval mode) or run `model.onnx` (opset {OPSET}, input `input` N×{spec.in_channels}×"
+        f"{spec.resolution}×{spec.resolution}, output `logits` N×{spec.num_classes}).",
         "",
         "## Cost per single-image inference",
         "",
@@ -205,6 +208,8 @@ def _accuracy_text(record: dict) -> str:
     text += "."
     if record.get("precision"):
         text += f" Trained in {record['precision']}."
+    if record.get("trained_by"):
+        text += f" Trained by pisearch {record['trained_by']}."
     if record.get("fidelity"):
         text += f" Training (proxy fidelity): `{json.dumps(record['fidelity'], sort_keys=True)}`."
     if record.get("series"):

@@ -113,35 +113,49 @@ StemKinds = _choice_type(*_one_of(STEM_KINDS))
 
 
 class StemConfig(ConfigModel):
-    kind: StemKinds = Choice(("cifar",))
-    width: OptionalPositiveInts = None  # None: the first stage's width
+    """The stem before the first stage."""
+
+    kind: StemKinds = Field(Choice(("cifar",)), description="cifar (3×3 conv, stride 1) | imagenet (7×7/2 + "
+                            "max-pool)")
+    width: OptionalPositiveInts = Field(None, description="stem width choice; null: the first stage's width")
 
 
 class WidthsConfig(ConfigModel):
-    base: PositiveInts
-    ratios: list[Ratios] = []
-    max: int | None = Field(None, ge=1)
+    """Stage widths: the first stage's ``base`` (DeepReShape's m), each later stage the one before × its ratio."""
+
+    base: PositiveInts = Field(description="m, the first stage's width (required)")
+    ratios: list[Ratios] = Field([], description="one choice per stage after the first: DeepReShape's α, β, γ "
+                                 "(stage i+1 width = stage i width × ratio)")
+    max: int | None = Field(None, ge=1, description="cap on every stage's width")
 
 
 class StagesConfig(ConfigModel):
-    depth: list[PositiveInts] = Field(min_length=1)
-    count: OptionalPositiveInts = None  # None: every declared stage
-    block: BlockKinds = Choice(("basic",))
+    """Stages of residual blocks."""
+
+    depth: list[PositiveInts] = Field(min_length=1, description="blocks per stage, one choice per stage (required)")
+    count: OptionalPositiveInts = Field(None, description="stages used; null: every declared stage")
+    block: BlockKinds = Field(Choice(("basic",)), description="basic | bottleneck")
 
 
 class ActsConfig(ConfigModel):
-    choices: ActKinds = Choice(("relu",))
-    granularity: Literal[GRANULARITIES] = "stage"
+    """What each activation site computes."""
+
+    choices: ActKinds = Field(Choice(("relu",)), description="relu | poly (degree-2 polynomial) | identity")
+    granularity: Literal[GRANULARITIES] = Field("stage", description="one choice per network | stage | position "
+                                                "(stage × the block's act1 / act2, shared by the stage's blocks) | "
+                                                "block | site")
 
 
 class BudgetConfig(ConfigModel):
     """A ReLU window: scalar ReLU evaluations per single-image inference (the exact count of every site of a
     spec, in its own convention), ``None`` where unbounded. The ``budget:`` block of search spaces and studies."""
 
-    min_relus: int | None = Field(None, ge=0)
-    max_relus: int | None = Field(None, ge=1)
+    min_relus: int | None = Field(None, ge=0, description="fewest ReLUs a trained candidate may have")
+    max_relus: int | None = Field(None, ge=1, description="most ReLUs a trained candidate may have; with a window, "
+                                  "the first free width knob is sampled last so sampling stays in it")
     max_macs: int | None = Field(None, ge=1, description="compute cap: multiply-accumulates per image; a candidate "
-                                 "above it is costed, recorded infeasible and never trained")
+                                 "above it is costed, recorded infeasible and never trained (a sampled one is "
+                                 "re-drawn: its slot goes to a new draw)")
     bins: int | None = Field(None, ge=2, description="spread searched trials over this many log-spaced ReLU bins of "
                              "[min_relus, max_relus], each trial aimed at the bin with the fewest so far")
 
@@ -162,14 +176,16 @@ class BudgetConfig(ConfigModel):
 class SpaceConfig(ConfigModel):
     """A whole search-space file (see ``search_spaces/resnet_widths.yaml`` for every key explained)."""
 
-    name: str | None = Field(None, min_length=1)
-    resolution: int = Field(ge=8)
-    convention: Literal[CONVENTIONS] = "A"
-    stem: StemConfig = StemConfig()
-    widths: WidthsConfig
-    stages: StagesConfig
-    acts: ActsConfig = ActsConfig()
-    budget: BudgetConfig = BudgetConfig()
+    name: str | None = Field(None, min_length=1, description="the space's name; null: the file name")
+    resolution: int = Field(ge=8, description="input side in pixels (required)")
+    convention: Literal[CONVENTIONS] = Field("A", description="A: the stem ReLU is a searched site; B: the stem is "
+                                             "linear (SNL's form)")
+    stem: StemConfig = Field(StemConfig(), description="the stem")
+    widths: WidthsConfig = Field(description="stage widths (required)")
+    stages: StagesConfig = Field(description="stages (required)")
+    acts: ActsConfig = Field(ActsConfig(), description="activation choices")
+    budget: BudgetConfig = Field(BudgetConfig(), description="ReLU window, MAC cap and bins (a study's budget: is "
+                                 "merged in)")
 
 
 def fail(source: str, path: str, reason: str) -> UserError:

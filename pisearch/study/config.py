@@ -11,6 +11,7 @@ from pydantic import (Field, SerializerFunctionWrapHandler, ValidationError, Val
 from pisearch.config import ConfigModel, key_path, read_text, read_yaml, reason, validate
 from pisearch.data import OWN_KEYS
 from pisearch.errors import UserError
+from pisearch.mpc import MAX_IMAGES, SPU_PROTOCOLS
 from pisearch.space import BudgetConfig
 from pisearch.spec import ArchSpec
 from pisearch.study.samplers import check_options
@@ -33,16 +34,22 @@ class DatasetConfig(ConfigModel):
     this many of their training images (a stratified sample drawn by ``split_seed``). Paths are relative to the
     working directory."""
 
-    name: str = "digits"
-    root: str | None = None
-    test_root: str | None = None
-    path: str | None = None
-    subset: int | None = Field(None, ge=2)
-    resolution: int | None = Field(None, ge=8)
-    channels: int = Field(3, ge=1)
-    val_fraction: float = Field(0.1, gt=0, lt=1)
-    split_seed: int = 0
-    download: bool = False
+    name: str = Field("digits", description="registry name: digits | fashion_mnist | cifar10 | cifar100 | "
+                      "tinyimagenet | folder | npz (synthetic: tests only)")
+    root: str | None = Field(None, description="data folder (folder: the training images, one subfolder per class); "
+                             "null: $PISEARCH_DATA, else ./data")
+    test_root: str | None = Field(None, description="folder only: test images, the same class subfolders; null: a "
+                                  "stratified 20 % of root")
+    path: str | None = Field(None, description="npz only: the .npz file (arrays x, y; optional x_test, y_test, "
+                             "classes)")
+    subset: int | None = Field(None, ge=2, description="folder / npz: read at most this many training images (a "
+                               "stratified sample drawn by split_seed)")
+    resolution: int | None = Field(None, ge=8, description="must equal the search space's resolution if given")
+    channels: int = Field(3, ge=1, description="image channels the networks see (grey replicated, RGB → grey by "
+                          "luma)")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of the training images held out for validation")
+    split_seed: int = Field(0, description="seed of the validation split (and of subset's sample)")
+    download: bool = Field(False, description="download a missing dataset (CIFAR) when online")
 
     @model_serializer(mode="wrap")
     def _without_unset_sources(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -61,10 +68,12 @@ class SamplerConfig(ConfigModel):
     ``options``: keyword arguments of its constructor (checked against its signature); ``population_size``:
     NSGA-II/III's; ``seed`` defaults to the study seed."""
 
-    name: Literal["cost_ehvi", "nsga2", "tpe", "gp", "nsga3", "random", "qmc", "grid"] = "cost_ehvi"
-    population_size: int = Field(8, ge=2)
-    seed: int | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
+    name: Literal["cost_ehvi", "nsga2", "tpe", "gp", "nsga3", "random", "qmc", "grid"] = Field(
+        "cost_ehvi", description="which sampler (docs/studies.md, Samplers)")
+    population_size: int = Field(8, ge=2, description="NSGA-II / NSGA-III population per generation")
+    seed: int | None = Field(None, description="sampler seed; null: the study seed")
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the sampler's "
+                                    "constructor, checked against its signature")
 
     @model_serializer(mode="wrap")
     def _without_empty_options(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -81,21 +90,24 @@ class SamplerConfig(ConfigModel):
 
 
 class RuleBaseline(ConfigModel):
-    budgets: list[int] = Field(default_factory=list)
+    """DeepReShape's rule points (``pisearch rule``), one per ReLU budget."""
+
+    budgets: list[int] = Field(default_factory=list, description="ReLU budgets to build the rule's design for")
 
 
 class BaselinesConfig(ConfigModel):
     """Points evaluated under the same fidelity and seed as searched trials (tagged ``source=rule|net``)."""
 
-    deepreshape: RuleBaseline | None = None
-    nets: list[str] = Field(default_factory=list)
+    deepreshape: RuleBaseline | None = Field(None, description="DeepReShape's rule points (source=rule)")
+    nets: list[str] = Field(default_factory=list, description="named networks, e.g. resnet18 (source=net)")
 
 
 class ProtocolConfig(ConfigModel):
     """Protocol and network for ``latency_ms`` / ``comm_mb`` estimates (``pisearch.cost.protocols``)."""
 
-    name: str = "delphi"
-    network: str = "lan"
+    name: str = Field("delphi", description="delphi | sci | cheetah (paper models) | spu_cheetah | spu_semi2k | "
+                      "spu_aby3 (fitted to SecretFlow SPU's measurements)")
+    network: str = Field("lan", description="lan | wan (bandwidth and round-trip presets)")
 
 
 class StorageConfig(ConfigModel):
@@ -104,9 +116,10 @@ class StorageConfig(ConfigModel):
     worker sends a heartbeat every ``heartbeat_interval_s`` seconds while a trial runs; a trial without one for
     ``grace_period_s`` seconds (its worker died) is failed and re-run once by another worker."""
 
-    url: str | None = None
-    heartbeat_interval_s: int = Field(60, ge=1)
-    grace_period_s: int = Field(120, ge=1)
+    url: str | None = Field(None, description="Optuna storage URL; null: sqlite:///runs/<name>/study.db")
+    heartbeat_interval_s: int = Field(60, ge=1, description="seconds between a worker's heartbeats (PostgreSQL/MySQL)")
+    grace_period_s: int = Field(120, ge=1, description="seconds without a heartbeat after which a trial is failed "
+                                "and re-run")
 
     @model_validator(mode="after")
     def _grace_exceeds_interval(self) -> StorageConfig:
@@ -122,8 +135,8 @@ class PromotionConfig(ConfigModel):
     candidate starts from its weights at the level below and trains only the epochs that level did not (level
     epochs must grow); it keeps every trial's weights as ``keep_weights`` does. ``false``: re-train from scratch."""
 
-    epsilon: float = Field(0.02, ge=0, le=1)
-    warm_start: bool = True
+    epsilon: float = Field(0.02, ge=0, le=1, description="accuracy band below the front that is promoted too")
+    warm_start: bool = Field(True, description="continue from the weights of the level below (false: re-train)")
 
 
 class FidelityCheckConfig(ConfigModel):
@@ -133,19 +146,21 @@ class FidelityCheckConfig(ConfigModel):
     and ``fidelity.json`` reports Kendall's τ between the two accuracies. The check never enters the front or
     compare.csv."""
 
-    n: int = Field(8, ge=2)
-    level: dict[str, Any] = Field(min_length=1)
+    n: int = Field(8, ge=2, description="candidates to re-train, spread over the accuracy range")
+    level: dict[str, Any] = Field(min_length=1, description="fidelity keys of level 0 to change, e.g. {epochs: 12}")
 
 
 class LinearizeStage(ConfigModel):
     """Apply ReLU-reduction methods to the ``top`` most accurate searched Pareto trials (``pisearch.linearize``).
     ``budgets``: below 1 a fraction of the trial's ReLU count, else an absolute count (every site, per image)."""
 
-    methods: list[Literal["snl", "autorep", "cd", "naive"]] = Field(min_length=1)
-    budgets: list[float] = Field(min_length=1)
-    top: int = Field(2, ge=1)
-    granularity: Literal["pixel", "channel"] = "pixel"
-    settings: dict[str, Any] = Field(default_factory=dict)  # LinearizeSettings keys (epochs, kd, …)
+    methods: list[Literal["snl", "autorep", "cd", "naive"]] = Field(min_length=1, description="methods to apply")
+    budgets: list[float] = Field(min_length=1, description="below 1: a fraction of the trial's ReLUs; else a count")
+    top: int = Field(2, ge=1, description="how many of the most accurate searched Pareto trials to linearize")
+    granularity: Literal["pixel", "channel"] = Field("pixel", description="pixel: exact budget; channel: within one "
+                                                     "channel's H×W")
+    settings: dict[str, Any] = Field(default_factory=dict, description="linearization settings (epochs, kd, …: "
+                                     "pisearch/linearize/settings.py)")
 
     @field_validator("budgets")
     @classmethod
@@ -155,16 +170,27 @@ class LinearizeStage(ConfigModel):
         return budgets
 
 
+class MeasureStage(ConfigModel):
+    """After the study, run the ``top`` most accurate searched Pareto trials under a SecretFlow SPU protocol
+    (``pisearch.mpc``; needs the ``mpc`` extra) and keep what one inference cost beside their estimates."""
+
+    protocol: Literal[tuple(SPU_PROTOCOLS)] = Field("cheetah", description="SPU protocol: cheetah | semi2k | aby3")
+    top: int = Field(3, ge=1, description="how many of the most accurate searched Pareto trials to measure")
+    images: int = Field(1, ge=1, le=MAX_IMAGES, description="test images per trial (one inference each, after a "
+                        "warm-up pass)")
+
+
 class InitConfig(ConfigModel):
     """Seeded search: designs enqueued as the first searched trials (``source=seed``), as parameters of the study's
     own space so the sampler breeds from them. ``rule``: DeepReShape's rule at the study's baseline budgets;
     ``nets``: the baseline named networks; ``specs``: spec JSON files (``arch.json`` of an export; paths relative to
     the study file); ``neighbours``: mutated neighbours of each design (one or two knobs moved to a nearby value)."""
 
-    rule: bool = False
-    nets: bool = False
-    specs: list[str] = Field(default_factory=list)
-    neighbours: int = Field(0, ge=0)
+    rule: bool = Field(False, description="seed with the rule's designs at baselines.deepreshape.budgets")
+    nets: bool = Field(False, description="seed with the named networks of baselines.nets")
+    specs: list[str] = Field(default_factory=list, description="spec JSON files to seed with (e.g. an export's "
+                             "arch.json)")
+    neighbours: int = Field(0, ge=0, description="mutated neighbours enqueued beside each seed design")
 
 
 class CompareConfig(ConfigModel):
@@ -172,7 +198,7 @@ class CompareConfig(ConfigModel):
     re-trained with ``seeds`` training seeds (other than the search's) at the comparison level; a verdict is a
     ``tie`` when the paired 95 % interval of the accuracy difference covers 0. 0 turns it off."""
 
-    seeds: int = Field(3, ge=0)
+    seeds: int = Field(3, ge=0, description="training seeds of the verdict stage (0: off; 1 is refused)")
 
     @field_validator("seeds")
     @classmethod
@@ -194,30 +220,41 @@ class Ladder(list):
 class StudyConfig(ConfigModel):
     """A whole study. ``space`` is a path relative to the study file (or to the working directory)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    space: str
-    dataset: DatasetConfig = DatasetConfig()
-    seed: int = 0  # sampler seed, and the training seed of every level unless fidelity.seed is given
-    fidelity: Fidelity = Field(default_factory=Fidelity, validate_default=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="run folder runs/<name>/ and Optuna study name")
+    space: str = Field(description="search-space file, relative to the study file (or the working directory)")
+    dataset: DatasetConfig = Field(DatasetConfig(), description="the data and its splits")
+    seed: int = Field(0, description="sampler seed, and the training seed of every level unless fidelity.seed is "
+                      "given")
+    fidelity: Fidelity = Field(default_factory=Fidelity, validate_default=True, description="proxy training of "
+                               "level 0")
     # Higher levels: each entry overrides keys of the level below (as written; resolved once into `levels`).
-    fidelities: list[dict[str, Any]] = Field(default_factory=list, validate_default=True)
-    promotion: PromotionConfig = Field(default_factory=PromotionConfig, validate_default=True)
-    objectives: list[str] = Field(default_factory=lambda: ["accuracy", "relus"], min_length=1)
-    sampler: SamplerConfig = SamplerConfig()
-    n_trials: int = Field(20, ge=1)
-    timeout_s: float | None = Field(None, gt=0)
-    storage: StorageConfig = StorageConfig()
-    budget: BudgetConfig = BudgetConfig()
-    baselines: BaselinesConfig = BaselinesConfig()
-    protocol: ProtocolConfig = ProtocolConfig()
-    device: str = "cpu"
-    dashboard: bool = True
-    linearize: LinearizeStage | None = None
-    fidelity_check: FidelityCheckConfig | None = None  # after `fidelities` (its validator reads level 0)
-    init: InitConfig = InitConfig()
-    compare: CompareConfig = CompareConfig()
-    keep_weights: bool = False  # store each trained trial's weights as an Optuna artifact (for export)
-    jobs: Annotated[int, Field(ge=1)] | Literal["auto"] = 1  # worker processes on this machine (study.launch)
+    fidelities: list[dict[str, Any]] = Field(default_factory=list, validate_default=True, description="levels "
+                                             "above fidelity, each the keys it changes in the level below")
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig, validate_default=True,
+                                       description="which candidates a level promotes, and how")
+    objectives: list[str] = Field(default_factory=lambda: ["accuracy", "relus"], min_length=1, description="accuracy "
+                                  "(max); relus, relus_b, polys, macs, params, latency_ms, comm_mb (min)")
+    sampler: SamplerConfig = Field(SamplerConfig(), description="how the next design is chosen")
+    n_trials: int = Field(20, ge=1, description="trials the study holds in all; running it again resumes")
+    timeout_s: float | None = Field(None, gt=0, description="stop starting trials after this many seconds")
+    storage: StorageConfig = Field(StorageConfig(), description="where the study lives (a URL, or this block)")
+    budget: BudgetConfig = Field(BudgetConfig(), description="the study's ReLU window, MAC cap and bins (merged with "
+                                 "the space's)")
+    baselines: BaselinesConfig = Field(BaselinesConfig(), description="designs trained beside the search")
+    protocol: ProtocolConfig = Field(ProtocolConfig(), description="the PI protocol of latency_ms / comm_mb")
+    device: str = Field("cpu", description="torch device of training: cpu | cuda")
+    dashboard: bool = Field(True, description="write dashboard.html at the end of each run")
+    linearize: LinearizeStage | None = Field(None, description="optional stage: linearize the best Pareto trials")
+    measure: MeasureStage | None = Field(None, description="optional stage: measure the best Pareto trials under "
+                                         "SecretFlow SPU")
+    # after `fidelities`: its validator reads level 0
+    fidelity_check: FidelityCheckConfig | None = Field(None, description="optional: re-train candidates at another "
+                                                       "fidelity to measure the proxy's rank agreement")
+    init: InitConfig = Field(InitConfig(), description="designs the search is seeded with")
+    compare: CompareConfig = Field(CompareConfig(), description="the verdict stage against the rule")
+    keep_weights: bool = Field(False, description="keep each trained trial's weights (export without retraining)")
+    jobs: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(1, description="worker processes on this machine (a "
+                                                                "number or auto; --jobs overrides)")
 
     @field_validator("storage", mode="before")
     @classmethod

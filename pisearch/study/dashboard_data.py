@@ -14,12 +14,13 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from pisearch import __version__
 from pisearch.config import validate
 from pisearch.data import read_record
 from pisearch.report import dashboard_html, rank_agreements
 from pisearch.space import BudgetConfig, SearchSpace
-from pisearch.study.objective import PRECISION_ATTR
-from pisearch.study.records import write_atomic
+from pisearch.study.objective import PRECISION_ATTR, VERSION_ATTR
+from pisearch.study.records import shown_states, write_atomic
 from pisearch.study.store import CHECK_ATTR, read_study
 
 DATASET_SOURCE_KEYS = ("root", "test_root", "path", "subset")  # where a study's images come from, as written
@@ -78,6 +79,15 @@ def _precision_text(study: optuna.Study, trials: pd.DataFrame) -> str:
     return f"{recorded}" + (f" (trained: {_counts(used)})" if len(used) else "")
 
 
+def _version_text(study: optuna.Study, trials: pd.DataFrame) -> str:
+    """Which pisearch drew the page, created the study and ran its trials (trials per version)."""
+    created = study.user_attrs.get(VERSION_ATTR, "not recorded (an older pisearch)")
+    used = trials[VERSION_ATTR].dropna() if VERSION_ATTR in trials else pd.Series(dtype=str)
+    ran = ", ".join(f"{version} ({n})" for version, n in used.value_counts().items())
+    return f"{__version__} drew this page; the study was created by {created}" + (f"; trials run by {ran}" if ran
+                                                                                  else "")
+
+
 def _dataset_facts(record: dict) -> dict[str, str]:
     """Images per split and classes of a dataset of the user's own files, from the run folder's ``dataset.json``."""
     images, classes = record.get("images", {}), record.get("classes", [])
@@ -91,9 +101,9 @@ def _dataset_facts(record: dict) -> dict[str, str]:
 def study_facts(study: optuna.Study, trials: pd.DataFrame, storage_label: str,
                 dataset_record: dict | None = None) -> dict[str, str]:
     """Study, storage (password masked), dataset (with its files and, from ``dataset_record`` — the run folder's
-    ``dataset.json`` of a dataset of the user's own files — its images per split and classes), fidelity, measurements
-    per fidelity level, sampler, objectives, level-0 trials by state and by source, wall time (first trial start to
-    last trial end, every level) and the summed training time."""
+    ``dataset.json`` of a dataset of the user's own files — its images per split and classes), fidelity, precision,
+    pisearch versions, measurements per fidelity level, sampler, objectives, level-0 trials by state and by source,
+    wall time (first trial start to last trial end, every level) and the summed training time."""
     config = json.loads(study.user_attrs.get("config", "{}"))
     unknown = "unknown (the study holds no pisearch configuration)"
     dataset = config.get("dataset", {})
@@ -106,6 +116,7 @@ def study_facts(study: optuna.Study, trials: pd.DataFrame, storage_label: str,
     facts.update(_dataset_facts(dataset_record) if dataset_record else {})
     facts["fidelity"] = ", ".join(f"{k}={v}" for k, v in sorted(config.get("fidelity", {}).items())) or unknown
     facts["precision"] = _precision_text(study, trials)
+    facts["pisearch"] = _version_text(study, trials)
     level = pd.to_numeric(trials["level"], errors="coerce").fillna(0).astype(int)
     measured = trials["accuracy"].notna()
     facts["fidelity levels measured"] = ", ".join(
@@ -118,7 +129,7 @@ def study_facts(study: optuna.Study, trials: pd.DataFrame, storage_label: str,
         facts["sampler"] = unknown
     facts["objectives"] = ", ".join(f"{d.name.lower()} {n}" for n, d in zip(names, study.directions))
     base = trials[level == 0]  # the study's own trials; higher levels re-measure some of them
-    facts["trials"] = f"{len(base)}: " + _counts(base["state"], ("COMPLETE", "FAIL", "PRUNED"))
+    facts["trials"] = f"{len(base)}: " + _counts(shown_states(base), ("COMPLETE", "FAIL", "PRUNED"))
     facts["sources"] = _counts(base["source"]) or "none"
     facts["infeasible (not trained)"] = str(int((base["feasible"].astype(str).str.lower() == "false").sum()))
     starts = pd.to_datetime(trials["datetime_start"]).dropna()

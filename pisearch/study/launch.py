@@ -34,6 +34,7 @@ from pisearch.study.config import StudyConfig
 from pisearch.study.dashboard_data import write_dashboard
 from pisearch.study.fidelity_check import run_fidelity_check
 from pisearch.study.linearize_stage import linearize_front
+from pisearch.study.measure_stage import check_measure_stage, measure_front
 from pisearch.study.objective import WORKER
 from pisearch.study.records import run_notes, write_reports
 from pisearch.study.runner import (
@@ -91,12 +92,14 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
               progress: bool = True, worker_id: int = 0, jobs: int | str | None = None) -> RunResult:
     """Launch or resume the study (:func:`~pisearch.study.runner.prepare_study`), run its round until it holds
     ``n_trials`` finished trials (all workers together) or for ``timeout_s`` seconds, promote the front level by
-    level, run the ``fidelity_check:`` and ``linearize:`` stages, and write the reports (after every trial, so
-    nothing is lost on a crash) and the dashboard. ``jobs`` (default: the file's ``jobs``): worker processes on this
-    machine (module docstring); ``worker_id`` seeds the sampler of a single-process run (``pisearch worker``).
+    level, run the ``fidelity_check:``, ``linearize:`` and ``measure:`` stages, and write the reports (after every
+    trial, so nothing is lost on a crash) and the dashboard. ``jobs`` (default: the file's ``jobs``): worker
+    processes on this machine (module docstring); ``worker_id`` seeds the sampler of a single-process run
+    (``pisearch worker``).
     ``RunResult.notes``: :func:`~pisearch.study.records.notes_of` (the ReLU sensitivity of the fidelity and the rank
     agreements of ``fidelity.json``), warnings included."""
     start = time.perf_counter()
+    check_measure_stage(config)
     prep = prepare_study(config, space, n_trials=n_trials, storage=storage, out_dir=out_dir, worker_id=worker_id)
     if config.levels[0].precision == "auto" and prep.config.levels[0].precision != resolved_precision(
             config.levels[0], config.device):
@@ -130,6 +133,8 @@ def run_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_trials:
             Supervisor(prep, jobs, deadline, bar, write).run()
         if config.linearize is not None and worker_id == 0 and count_slots(study, FINISHED) >= prep.total:
             linearize_front(study, config, write(), prep.splits, config.levels[0], str(prep.out_dir))
+        if config.measure is not None and worker_id == 0 and count_slots(study, FINISHED) >= prep.total:
+            measure_front(study, config, write(), prep.splits, prep.out_dir)
     finally:
         bar.close()
         frame = write()

@@ -12,13 +12,14 @@ import optuna
 from optuna.trial import TrialState
 from torch import nn
 
+from pisearch import __version__
 from pisearch.cost import count, estimate
 from pisearch.data import Splits
 from pisearch.space import SearchSpace
 from pisearch.spec import ArchSpec
 from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights, store_weights
 from pisearch.study.cost_sampler import CostAwareSampler
-from pisearch.study.slots import DUPLICATE
+from pisearch.study.slots import DUPLICATE, OVER_BUDGET, holds_no_slot, redrawn
 from pisearch.study.store import OUTSIDE_MEASURED, OUTSIDE_SPACE, measured_outside
 from pisearch.study.config import StudyConfig
 from pisearch.train import Fidelity, resolved_precision, seeded_build, train_proxy
@@ -33,8 +34,10 @@ WARM_WEIGHTS = "warm_start_weights"  # artifact id of the weights a promoted tri
 WARM_EPOCHS = "warm_start_epochs"    # epochs those weights were trained for (0: trained from scratch after all)
 WORKER = "worker"  # the worker (sampler seed offset, process of `run --jobs`) that ran the trial
 PRECISION_ATTR = "precision"  # fp32 | bf16: what a trial trained in; on the study: what its `auto` fidelities use
+VERSION_ATTR = "pisearch_version"  # the pisearch that ran a trial (on the study: the one that created it)
 SEARCHED = ("search", "seed")  # the search's side: sampled trials and the designs it was seeded with
-MAX_REDRAWS = 10  # consecutive re-drawn duplicates after which a sampled duplicate's result is reused (optuna #3400)
+MAX_REDRAWS = 10  # consecutive re-drawn trials after which a sampled duplicate's result is reused (optuna #3400)
+#                   and a sampled over-budget design keeps its slot
 TWIN_POLL_S = 2.0  # how often a trial looks whether the running twin it waits for has finished
 
 
@@ -84,8 +87,10 @@ def cost_metrics(spec: ArchSpec, config: StudyConfig) -> dict[str, float]:
 
 
 def record_spec(trial: optuna.Trial, spec: ArchSpec, source: str, metrics: dict[str, float]) -> None:
-    """The user attrs every trial carries: source, spec JSON, hash, summary and its cost ``metrics``."""
+    """The user attrs every trial carries: source, spec JSON, hash, summary, its cost ``metrics`` and the version of
+    the pisearch that ran it."""
     trial.set_user_attr("source", source)
+    trial.set_user_attr(VERSION_ATTR, __version__)
     trial.set_user_attr("spec", spec.to_json())
     trial.set_user_attr("spec_hash", spec.hash)
     trial.set_user_attr("summary", spec.summary())
@@ -111,14 +116,15 @@ def budget_violation(relus: int, window: tuple[int | None, int | None]) -> int:
 
 
 def redraws_before(trial: optuna.Trial) -> int:
-    """Re-drawn duplicates (:data:`~pisearch.study.slots.DUPLICATE`) directly before ``trial`` in trial order: a
-    sampler that keeps re-making measured designs gets its duplicate accepted (result reused) after
+    """Re-drawn trials (duplicates and over-budget designs, :data:`~pisearch.study.slots.REDRAWN`) directly before
+    ``trial`` in trial order: a sampler that keeps re-making measured designs gets its duplicate accepted (result
+    reused), and one that keeps leaving the budget its over-budget design recorded as a trial, after
     :data:`MAX_REDRAWS` of them."""
     run = 0
     for t in sorted(trial.study.get_trials(deepcopy=False), key=lambda t: -t.number):
         if t.number >= trial.number or t.state == TrialState.RUNNING:
             continue
-        if not str(t.user_attrs.get("reason", "")).startswith(DUPLICATE):
+        if not redrawn(t.user_attrs.get("reason", "")):
             break
         run += 1
     return run
@@ -180,12 +186,14 @@ class TrialRunner:
 
     def _window(self, trial: optuna.Trial) -> tuple[int, int] | None:
         """The ReLU bin (``budget.bins``) a trial samples in: its recorded one (a re-run), else for a trial the
-        sampler draws the bin with the fewest trials aimed at it so far; None without bins or for enqueued designs."""
+        sampler draws the bin with the fewest slot-holding trials aimed at it so far (so a re-draw aims where its
+        re-drawn trial did); None without bins or for enqueued designs."""
         bins = self.space.bins()
         target = trial.user_attrs.get(TARGET_BIN)
         if bins and target is None and "source" not in trial.user_attrs:
-            aimed = [t.user_attrs.get(TARGET_BIN) for t in trial.study.get_trials(deepcopy=False)]
-            target = min(range(len(bins)), key=lambda b: (aimed.count(b), (b - trial.number) % len(bins)))
+            aimed = [t.user_attrs.get(TARGET_BIN) for t in trial.study.get_trials(deepcopy=False)
+                     if not holds_no_slot(t)]  # this trial included (no bin yet): ties go round in turn
+            target = min(range(len(bins)), key=lambda b: (aimed.count(b), (b - len(aimed)) % len(bins)))
             trial.set_user_attr(TARGET_BIN, target)
         return bins[target] if bins and target is not None else None
 
@@ -264,14 +272,16 @@ class TrialRunner:
         def values(accuracy: float) -> list[float]:
             return [accuracy if o == "accuracy" else metrics[o] for o in self.config.objectives]
 
+        redraw = sampled and source == "search" and self.level == 0 and redraws_before(trial) < MAX_REDRAWS
         if (violation or macs_over) and source in SEARCHED:
             why = (f"{int(metrics['relus']):,} ReLUs outside budget {window}" if violation else
                    f"{int(metrics['macs']):,} MACs above max_macs {max_macs:,}")
-            trial.set_user_attr("reason", f"{why}: not trained")
+            # costed exactly before training: the sampler learns the constraint, the slot goes to a new draw
+            trial.set_user_attr("reason", f"{OVER_BUDGET}: {why}; re-drawn, not trained (holds no slot)" if redraw
+                                else f"{why}: not trained")
             return values(0.0)
         trial.set_user_attr("level", self.level)
         trial.set_user_attr("fidelity", self.fidelity_json(trial))
-        redraw = sampled and source == "search" and self.level == 0 and redraws_before(trial) < MAX_REDRAWS
         done = self.measured_before(trial, spec, wait=not redraw)  # a re-draw does not wait for a running twin
         if redraw and done is not None:
             doing = "is training" if done.state == TrialState.RUNNING else "measured"

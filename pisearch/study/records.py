@@ -14,8 +14,8 @@ from pisearch.report import (
     MIN_CANDIDATES, MIN_TAU, compare_table, highest_level, hypervolume_vs_rule, linearized_table, measured,
     pareto_front, proxy_trained, rank_agreements, relu_sensitivity, trials_table,
 )
-from pisearch.study.config import OBJECTIVES
-from pisearch.study.slots import DUPLICATE
+from pisearch.study.config import OBJECTIVES, ProtocolConfig
+from pisearch.study.slots import redrawn
 from pisearch.study.store import CHECK_ATTR, OUTSIDE_SPACE, Store
 
 FIDELITY_FILE = "fidelity.json"
@@ -23,12 +23,17 @@ VERDICT_RUNS = "verdict_runs.csv"  # the verdict stage's re-trainings (compare: 
 COMPARE_NOTES = "compare_notes.txt"  # compare.csv's notes (a CSV with comment lines would break its readers)
 
 
+def shown_states(df: pd.DataFrame) -> pd.Series:
+    """Each trial's state as a user reads it: Optuna's, or ``re-drawn`` for a trial untrained on purpose (a
+    duplicate or an over-budget design whose slot went to a new draw: :data:`~pisearch.study.slots.REDRAWN`)."""
+    return df["state"].where(~df["reason"].map(redrawn), "re-drawn")
+
+
 def state_summary(df: pd.DataFrame) -> str:
     """Trial states per fidelity level of a trials table, e.g. ``5 complete, 1 pruned; level 1: 2 complete`` (a
-    re-drawn duplicate counts as ``re-drawn``, not as a failure)."""
+    re-drawn duplicate or over-budget design counts as ``re-drawn``, not as a failure or a completed trial)."""
     parts = []
-    redrawn = df["reason"].astype(str).str.startswith(DUPLICATE)
-    state = df["state"].where(~redrawn, "re-drawn")  # failed untrained on purpose (study.slots.DUPLICATE)
+    state = shown_states(df)
     for level, rows in state.groupby(pd.to_numeric(df["level"], errors="coerce").fillna(0).astype(int)):
         states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(rows.value_counts().items()))
         parts.append(states if level == 0 else f"level {level}: {states}")
@@ -104,13 +109,24 @@ def write_reports(store: Store, study: optuna.Study, out_dir: str | Path, object
         runs = store.seed_runs(study.study_name)
         if len(runs):
             _write_csv(runs, out_dir / VERDICT_RUNS)
-        compare = compare_table(df, runs)
+        compare = compare_table(df, runs).assign(latency_source=latency_source(study, df))
         _write_csv(compare, out_dir / "compare.csv")
         write_atomic(json.dumps(hypervolume_vs_rule(df), indent=1), out_dir / "hypervolume.json")
         notes = outside_notes(df) + notes_of(fidelity["agreements"], compare, runs)
         if notes:
             write_atomic("\n".join(notes) + "\n", out_dir / COMPARE_NOTES)
     return df
+
+
+def latency_source(study: optuna.Study, trials: pd.DataFrame) -> str:
+    """What compare.csv's latency columns are: the study's protocol estimate, always (its contenders are chosen among
+    every trial, and the ``measure:`` stage runs only a few under SPU), and how many trials also have SPU figures."""
+    stored = json.loads(study.user_attrs.get("config", "{}")).get("protocol", {})
+    protocol = ProtocolConfig.model_validate(stored)
+    measured_trials = trials.loc[trials["measured_protocol"].notna(), "number"].nunique() \
+        if "measured_protocol" in trials else 0
+    also = f"; {measured_trials} trials also measured under SPU (trials.csv measured_*)" if measured_trials else ""
+    return f"estimated ({protocol.name} model, {protocol.network}){also}"
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:

@@ -14,18 +14,20 @@ import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
+from pisearch import __version__
 from pisearch.config import new_folder, validate
 from pisearch.data import Splits, load_dataset
 from pisearch.errors import UserError
 from pisearch.space import SearchSpace
 from pisearch.study.config import Ladder, StudyConfig
 from pisearch.study.candidates import enqueue_once, enqueued_trials
-from pisearch.study.objective import (CANDIDATE_ATTRS, PRECISION_ATTR, TARGET_BIN, WARM_WEIGHTS, DuplicateDesign,
-                                      OutsideSpace, TrialDiverged, TrialRunner)
+from pisearch.study.objective import (CANDIDATE_ATTRS, PRECISION_ATTR, TARGET_BIN, VERSION_ATTR, WARM_WEIGHTS,
+                                      DuplicateDesign, OutsideSpace, TrialDiverged, TrialRunner)
 from pisearch.study.promotion import Callback, enqueue_band, train_waiting
 from pisearch.study.samplers import WORKER_SEED_STRIDE, build_sampler
 from pisearch.study.slots import FINISHED, SURPLUS, TAKEN, count_slots, holds_no_slot, slots_ahead
-from pisearch.study.store import CHECK_ATTR, OUTSIDE_SPACE, PARENT, Store, default_location, read_study
+from pisearch.study.store import (CHECK_ATTR, OUTSIDE_SPACE, PARENT, Store, default_location, display_url,
+                                  read_study)
 from pisearch.train import Fidelity, resolved_precision
 
 WAITING = (TrialState.WAITING,)  # enqueued, not started (promotions waiting for a worker)
@@ -34,8 +36,8 @@ REQUEUED_ATTRS = (*CANDIDATE_ATTRS, PARENT, WARM_WEIGHTS, TARGET_BIN, CHECK_ATTR
 WAIT_POLL_S = 2.0  # a worker without a free slot looks this often whether the other workers' trials ended
 # Keys of the study file that may change between runs of one study (everything else must match on resume).
 RESUMABLE_KEYS = ("n_trials", "timeout_s", "storage", "dashboard", "device", "keep_weights", "linearize",
-                  "promotion", "jobs", "compare", "fidelity_check")  # promotion, compare and check settings apply to
-# what is not done yet (a check added to a finished study runs on its next `pisearch run`)
+                  "promotion", "jobs", "compare", "fidelity_check", "measure")  # promotion, compare, check and
+# measure settings apply to what is not done yet (a check added to a finished study runs on its next `pisearch run`)
 
 
 def make_sampler(config: StudyConfig, space: SearchSpace, worker_id: int = 0) -> optuna.samplers.BaseSampler:
@@ -123,6 +125,7 @@ def open_study(config: StudyConfig, space: SearchSpace, store: Store,
         study.set_user_attr("config_identity", identity)
         study.set_user_attr("config", json.dumps(resolved.model_dump(mode="json"), sort_keys=True))
         study.set_user_attr("space", json.dumps(space.to_dict(), sort_keys=True))
+        study.set_user_attr(VERSION_ATTR, __version__)  # the pisearch that created the study
     elif diff := sorted(k for k, (o, n) in _pairs(_identity_at(json.loads(stored), precision),
                                                   json.loads(identity)) if o != n):
         raise UserError(f"study name clash: storage {store.location.label} already holds a study {config.name!r} "
@@ -154,7 +157,7 @@ class Progress:
             self.bar.set_postfix_str(f"best acc {self.best[0]:.3f} @ {self.best[1]:,} ReLUs", refresh=False)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if holds_no_slot(trial):  # a re-drawn duplicate: the slot is drawn again
+        if holds_no_slot(trial):  # re-drawn (a duplicate or over budget): the slot is drawn again
             return
         self._better(trial.user_attrs.get("accuracy"), trial.user_attrs.get("relus"))
         self.bar.update(1)
@@ -174,6 +177,18 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+class StudyBusy(UserError):
+    """Another pisearch command runs the study at ``url`` (or started it at the same moment) while this one came
+    as worker 0, the id of the command that starts a study's run; the message advises ``pisearch run``, and
+    ``pisearch create`` / ``pisearch worker`` put their own advice after :attr:`what`."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url = display_url(url)  # password hidden
+        self.what = f"{self.url}: another pisearch command is running study {name!r} there (or started it just now)"
+        super().__init__(f"{self.what}; run this command again to join it as one more worker, or run one command "
+                         "with --jobs N")
 
 
 @dataclass
@@ -208,28 +223,31 @@ def prepare_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_tri
                         "MACs are per space-resolution image, so the two must be equal (or leave "
                         "dataset.resolution out)")
     out_dir = Path(out_dir) if out_dir else Path("runs") / config.name
-    # a folder of your own images caches its decoded images in the run folder (made here on a study's first run)
-    splits = load_dataset(config.dataset.name, resolution=space.resolution, run_dir=out_dir,
-                          **config.dataset.arguments())
-    enqueued = enqueued_trials(config, space, splits.train.num_classes, splits.train.x.shape[1])
+
+    def load(run_dir: Path) -> tuple[Splits, list]:
+        """The splits (a folder of your own images caches its decoded images in ``run_dir``) and the candidates."""
+        splits = load_dataset(config.dataset.name, resolution=space.resolution, run_dir=run_dir,
+                              **config.dataset.arguments())
+        return splits, enqueued_trials(config, space, splits.train.num_classes, splits.train.x.shape[1])
+
     url = storage or config.storage.url
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     total = config.n_trials if n_trials is None else n_trials
-    raced = False  # another command made the new run folder while this one was making it
+    raced, loaded = False, None  # raced: another command made the new run folder while this one was making it
     if url is None:  # the default SQLite file lives in the run folder
-        if not out_dir.exists():  # a new run folder appears with its storage made and its baselines queued, or not
+        if not out_dir.exists():  # a new run folder appears whole (data cache, storage, queued baselines) or not
             try:
                 with new_folder(out_dir) as tmp:
-                    _open_and_queue(config, space, default_location(tmp).url, worker_id, child, enqueued,
+                    loaded = load(tmp)
+                    _open_and_queue(config, space, default_location(tmp).url, worker_id, child, loaded[1],
                                     total)[0].close()
             except FileExistsError:
                 raced = True
         url = default_location(out_dir).url
+    splits, enqueued = loaded or load(out_dir)
     live = Store.attach(url)  # held until the store opened below holds it
     if not child and worker_id == 0 and (raced or (live is not None and live.others)):  # worker 0 is the first's
-        raise UserError(f"{url}: another pisearch command started study {config.name!r} here at the same time as "
-                        "this one; run this command again to join it as one more worker, or run one command with "
-                        "--jobs N")
+        raise StudyBusy(url, config.name)
     store, study, config = _open_and_queue(config, space, url, worker_id, child, enqueued, total)
     return PreparedStudy(study, config, space, splits, store, out_dir, total)
 

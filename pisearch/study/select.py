@@ -18,6 +18,7 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from torch import nn
 from tqdm.auto import tqdm
 
+from pisearch import __version__
 from pisearch.config import validate
 from pisearch.data import load_dataset, recorded_classes
 from pisearch.errors import UserError
@@ -26,7 +27,7 @@ from pisearch.report import PROXY_TRAINED
 from pisearch.spec import ArchSpec
 from pisearch.study.artifacts import WEIGHTS_ATTR, fetch_weights
 from pisearch.study.config import StudyConfig
-from pisearch.study.objective import PRECISION_ATTR, WARM_EPOCHS
+from pisearch.study.objective import PRECISION_ATTR, VERSION_ATTR, WARM_EPOCHS
 from pisearch.study.store import read_study
 from pisearch.train import Fidelity, resolved_precision, seeded_build, train_proxy
 
@@ -137,15 +138,18 @@ def trial_model(run: Run, row: pd.Series, *, retrain_epochs: int | None = None, 
         level = None if pd.isna(row["level"]) else int(row["level"])
         precision = row.get(PRECISION_ATTR)
         precision = precision if isinstance(precision, str) else resolved_precision(fidelity, "cpu")
+        trained_by = row.get(VERSION_ATTR)  # NaN for a trial of a pisearch that did not record it
     else:
         if retrain_epochs is not None:
             fidelity = fidelity.model_copy(update={"epochs": retrain_epochs})
         device = run.config.device if run.config.device == "cpu" or torch.cuda.is_available() else "cpu"
         model, accuracy = _retrain(run.config, spec, fidelity, name, device, progress, run.run_dir)
         weights, level, precision = f"retrained {fidelity.epochs} epochs", None, resolved_precision(fidelity, device)
+        trained_by = __version__
     classes = recorded_classes(run.run_dir) if name == run.config.dataset.name else []
     metrics = {"accuracy": accuracy, "dataset": name, "level": level, "fidelity": fidelity.model_dump(mode="json"),
                "precision": precision, **({"classes": classes} if classes else {}),
+               **({"trained_by": trained_by} if isinstance(trained_by, str) else {}),
                "weights": weights, "study": run.study.study_name, "trial": number, "source": row["source"],
                "trial_accuracy": float(row["accuracy"]), "series": _series(row)}
     return spec, model.eval(), metrics

@@ -2,8 +2,10 @@
 
 A trial holds a slot unless it is a *surplus* trial (it lost the race for the last slot and was pruned untrained), a
 re-drawn *duplicate* (a sampled design already measured at the same fidelity: failed untrained, so no sampler learns
-from it and a new draw takes the slot), or a trial whose process died and that was re-queued (its re-run, carrying
-``retry_of``, takes its slot and its place in the order, so an interruption does not use up a trial of the study).
+from it and a new draw takes the slot), a re-drawn *over-budget* design (a sampled design whose exact ReLUs or MACs
+break the budget: complete and infeasible, so samplers that read constraints learn from it, untrained, and a new
+draw takes the slot), or a trial whose process died and that was re-queued (its re-run, carrying ``retry_of``, takes
+its slot and its place in the order, so an interruption does not use up a trial of the study).
 """
 
 from __future__ import annotations
@@ -19,13 +21,21 @@ FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 TAKEN = (*FINISHED, TrialState.RUNNING)  # trials that hold one of the study's n_trials slots
 SURPLUS = "surplus"  # reason prefix of a trial that lost the race for the last slot
 DUPLICATE = "duplicate design"  # reason prefix of a sampled trial that re-made a measured design and was re-drawn
+OVER_BUDGET = "over budget"  # reason prefix of a sampled trial outside the budget that was re-drawn
+REDRAWN = {DUPLICATE: TrialState.FAIL, OVER_BUDGET: TrialState.COMPLETE}  # re-drawn trial's reason prefix -> state
+
+
+def redrawn(reason: object) -> bool:
+    """Whether a trial's ``reason`` says it was re-drawn (a duplicate or an over-budget design)."""
+    return str(reason).startswith(tuple(REDRAWN))
 
 
 def holds_no_slot(trial: FrozenTrial) -> bool:
-    """A surplus trial (pruned untrained) or a re-drawn duplicate (failed untrained): it gave its slot back."""
+    """A surplus trial (pruned untrained) or a re-drawn one (a duplicate or an over-budget design, untrained): it
+    gave its slot back."""
     reason = str(trial.user_attrs.get("reason", ""))
     return ((trial.state == TrialState.PRUNED and reason.startswith(SURPLUS))
-            or (trial.state == TrialState.FAIL and reason.startswith(DUPLICATE)))
+            or any(trial.state == state and reason.startswith(prefix) for prefix, state in REDRAWN.items()))
 
 
 def slot_holders(trials: Sequence[FrozenTrial], states: tuple[TrialState, ...]) -> list[FrozenTrial]:

@@ -27,24 +27,24 @@ class Fidelity(ConfigModel):
 
     epochs: int = Field(5, ge=1, description="passes over the training subset")
     train_subset: int | None = Field(None, ge=2, description="first N of a permutation of train drawn by seed; "
-                                     "None: all of train")
+                                     "null: all of train")
     batch_size: int = Field(64, ge=2, description="images per SGD step (the last partial batch is dropped)")
     optimizer: Literal["sgd", "adam"] = Field("sgd", description="sgd: SGD with momentum; adam: AdamW "
                                               "(decoupled weight decay, beta1 = momentum)")
     lr: float = Field(0.2, gt=0, description="peak learning rate (after warm-up)")
-    momentum: float = Field(0.9, ge=0, lt=1)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (adam: beta1)")
     nesterov: bool = Field(True, description="Nesterov momentum (sgd only)")
-    weight_decay: float = Field(5e-4, ge=0)
+    weight_decay: float = Field(5e-4, ge=0, description="L2 weight decay (adam: decoupled)")
     schedule: Literal["cosine", "constant"] = Field("cosine", description="learning rate after warm-up, per step")
     warmup_epochs: float = Field(1.0, ge=0, description="linear warm-up from lr/steps to lr, in epochs (rank "
                                  "fidelity with and without: module docstring)")
-    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    label_smoothing: float = Field(0.1, ge=0, lt=1, description="label smoothing of the cross-entropy loss")
     augment: bool = Field(False, description="random crop with zero padding of side/8 (4 px at 32²) + horizontal "
                          "flip, batched")
     zero_init_residual: bool | Literal["auto"] = Field(True, description="zero the last BN scale of each "
                                                        "residual branch (applied by seeded_build); auto: only in "
                                                        "networks with a poly, identity or masked site")
-    grad_clip: float | None = Field(1.0, gt=0, description="clip the global gradient norm to this; None: off "
+    grad_clip: float | None = Field(1.0, gt=0, description="clip the global gradient norm to this; null: off "
                                     "(keeps all-poly networks from diverging)")
     bn_recalibrate: bool = Field(True, description="re-estimate BN statistics on train images before each "
                                  "validation")
@@ -54,8 +54,8 @@ class Fidelity(ConfigModel):
                                                        "where the device has bf16 units, else fp32 (a study keeps "
                                                        "the precision it was created with)")
     seed: int = Field(0, description="model init (seeded_build), subset, shuffling and augmentation")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads during training; None: unchanged")
-    eval_batch_size: int = Field(512, ge=1)
+    threads: int | None = Field(None, ge=1, description="torch CPU threads during training; null: unchanged")
+    eval_batch_size: int = Field(512, ge=1, description="images per forward pass when validating")
 
     @field_validator("zero_init_residual", mode="before")
     @classmethod

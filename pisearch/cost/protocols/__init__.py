@@ -15,7 +15,9 @@ Units: bytes are counted in MB = 10⁶ bytes (the papers' GB are 10⁹ bytes), t
 single-image inference; "round trips" are per layer of an operation (all elements of a layer are batched).
 
 One module per protocol (``delphi``, ``sci``, ``cheetah``) registers its model with ``@register_protocol``;
-the shared model lives in ``_model``, what the OT-based protocols share in ``_ot``.
+the shared model lives in ``_model``, what the OT-based protocols share in ``_ot``. ``spu`` registers
+``spu_cheetah``, ``spu_semi2k`` and ``spu_aby3``: SecretFlow SPU's protocols as ``pisearch measure`` runs them
+(input and weights secret-shared), with constants fitted to its measurements instead of read from papers.
 
 Limits (read before trusting a number):
 
@@ -29,11 +31,11 @@ Limits (read before trusting a number):
 * Marks follow ../shared/REFERENCES.md §5: [paper], [code], [log], [derived], [unverified].
 """
 
-from pisearch.cost.protocols import cheetah, delphi, sci  # noqa: F401  (each registers its protocol)
+from pisearch.cost.protocols import cheetah, delphi, sci, spu  # noqa: F401  (each registers its protocol)
 from pisearch.cost.protocols._model import (
-    PROTOCOLS, ElementCost, Estimate, HELinear, LinearOp, Part, Protocol, estimate, linear_ops, protocol,
+    PROTOCOLS, ElementCost, Estimate, HELinear, LinearOp, Part, Protocol, SharedLinear, estimate, linear_ops, protocol,
     register_protocol,
 )
 
-__all__ = ["PROTOCOLS", "ElementCost", "Estimate", "HELinear", "LinearOp", "Part", "Protocol", "estimate",
-           "linear_ops", "protocol", "register_protocol"]
+__all__ = ["PROTOCOLS", "ElementCost", "Estimate", "HELinear", "LinearOp", "Part", "Protocol", "SharedLinear",
+           "estimate", "linear_ops", "protocol", "register_protocol"]

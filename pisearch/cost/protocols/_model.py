@@ -44,7 +44,8 @@ class Part:
 @dataclass(frozen=True)
 class ElementCost:
     """Cost of one scalar element-wise protocol operation (a ReLU, a multiplication, a truncation):
-    bytes and compute (µs) per element, and round trips per layer (all elements of a layer run batched)."""
+    bytes and compute (µs) per element, and round trips and fixed online compute (µs) per layer (all elements of a
+    layer run batched)."""
 
     online_bytes: float = 0.0
     offline_bytes: float = 0.0
@@ -52,6 +53,7 @@ class ElementCost:
     offline_us: float = 0.0
     online_rounds: float = 0.0
     offline_rounds: float = 0.0
+    online_layer_us: float = 0.0
 
     def __add__(self, other: ElementCost) -> ElementCost:
         return ElementCost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(ElementCost)))
@@ -60,7 +62,8 @@ class ElementCost:
         """The cost of ``n`` elements spread over ``layers`` layers."""
         if n == 0:
             return Part()
-        return Part.of(net, online_s=n * self.online_us * 1e-6, online_bytes=n * self.online_bytes,
+        return Part.of(net, online_s=(n * self.online_us + layers * self.online_layer_us) * 1e-6,
+                       online_bytes=n * self.online_bytes,
                        online_rounds=layers * self.online_rounds, offline_s=n * self.offline_us * 1e-6,
                        offline_bytes=n * self.offline_bytes, offline_rounds=layers * self.offline_rounds)
 
@@ -144,6 +147,33 @@ class HELinear:
 
 
 @dataclass(frozen=True)
+class SharedLinear:
+    """Linear layers whose input and weights are both secret-shared (SecretFlow SPU's setting), all online,
+    costed per layer from measured constants (BN folded into the conv, output truncation included):
+
+    bytes = ``layer_bytes`` + ``patch_bytes`` × c_in·k²·h_out² (the im2col patches) + ``weight_bytes`` ×
+    c_in·c_out·k² + ``output_bytes`` × c_out·h_out²; compute = ``layer_us`` + ``ns_per_mac`` × MACs; ``rounds``
+    round trips per layer."""
+
+    layer_bytes: float
+    patch_bytes: float
+    weight_bytes: float
+    output_bytes: float
+    layer_us: float
+    ns_per_mac: float
+    rounds: float
+    with_bn: bool = False
+
+    def part(self, ops: Sequence[LinearOp], net: Network) -> Part:
+        """Every layer of ``ops``."""
+        nbytes = sum(self.layer_bytes + self.patch_bytes * op.c_in * op.kernel**2 * op.h_out**2
+                     + self.weight_bytes * op.c_in * op.c_out * op.kernel**2 + self.output_bytes * op.out_elems
+                     for op in ops)
+        seconds = sum(self.layer_us * 1e-6 + self.ns_per_mac * 1e-9 * op.macs for op in ops)
+        return Part.of(net, online_s=seconds, online_bytes=nbytes, online_rounds=self.rounds * len(ops))
+
+
+@dataclass(frozen=True)
 class Protocol:
     """A named protocol model: per-element costs of ReLU, multiplication and truncation, and its linear-layer
     model. A degree-2 polynomial costs one ``mult`` plus one ``trunc`` (rescaling the product)."""
@@ -153,7 +183,7 @@ class Protocol:
     relu: ElementCost
     mult: ElementCost
     trunc: ElementCost
-    linear: HELinear
+    linear: HELinear | SharedLinear
 
     def estimate(self, cost: Cost, net: Network) -> Estimate:
         """Estimated online/offline latency and communication of one inference of ``cost`` over ``net``."""

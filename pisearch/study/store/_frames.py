@@ -32,6 +32,16 @@ CHECK_ATTR = "check_level"  # user attr of a fidelity-check trial: its ``fidelit
 # FAIL in Optuna's storage so that no sampler observes it; the trials table shows it COMPLETE once it has an accuracy
 OUTSIDE_SPACE = "outside_space"
 OUTSIDE_MEASURED = "outside the space: trained and compared, never shown to the sampler"  # its reason, set last
+# study attr ``measured:<trial number>``: the SPU record of that trial (JSON, pisearch.mpc.measure_model's), written
+# by the ``measure:`` stage; the trials table shows it in the columns below (per single-image inference)
+MEASURED = "measured:"
+MEASURED_COLUMNS = {
+    "measured_protocol": lambda r: r["protocol"],
+    "measured_lan_ms": lambda r: r["latency_ms"]["lan"],
+    "measured_wan_ms": lambda r: r["latency_ms"]["wan"],
+    "measured_comm_mb": lambda r: r["per_image"]["comm_mb"],
+    "measured_seconds": lambda r: r["per_image"]["seconds"],
+}
 
 
 def measured_outside(trial: optuna.trial.FrozenTrial) -> bool:
@@ -68,6 +78,21 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             df[col] = pd.NA
     extra = [c for c in df.columns if c not in COLUMNS and c != "spec"]
     return df[COLUMNS + extra + ["spec"]]
+
+
+def measured_records(attrs: dict) -> dict[int, dict]:
+    """The SPU records among a study's user attrs (:data:`MEASURED`), by trial number."""
+    return {int(key[len(MEASURED):]): json.loads(value) for key, value in attrs.items() if key.startswith(MEASURED)}
+
+
+def with_measured(df: pd.DataFrame, attrs: dict) -> pd.DataFrame:
+    """``df`` with the :data:`MEASURED_COLUMNS` of the trials that have an SPU record in ``attrs`` (a study's user
+    attrs), by trial number; unchanged when none has."""
+    records = measured_records(attrs)
+    if not records or not len(df):
+        return df
+    return df.assign(**{col: df["number"].map(lambda n, f=f: f(records[n]) if n in records else None)
+                        for col, f in MEASURED_COLUMNS.items()})
 
 
 def empty_frame() -> pd.DataFrame:

@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from pisearch.errors import UserError
 from pisearch.study.store._frames import (
     CHECK_LEVEL, RETRY_OF, base_names, check_name, concat_levels, empty_frame, level_count, level_name, level_rows,
-    seeds_name, trials_frame,
+    seeds_name, trials_frame, with_measured,
 )
 from pisearch.study.store._live import Live, attach, mutex
 from pisearch.study.store._location import Location, locate, locate_existing
@@ -257,7 +257,9 @@ class Store:
         levels = level_count(self.names(), study.study_name)
         with reading(self.location.label):
             first = level_rows(study, 0)
-        return concat_levels([first] + [self.level_frame(study.study_name, lv) for lv in range(1, levels)])
+            attrs = study.user_attrs
+        return with_measured(concat_levels([first] + [self.level_frame(study.study_name, lv)
+                                                      for lv in range(1, levels)]), attrs)
 
     # ---- trials whose process died -------------------------------------------------------------------------
     def fail_stale(self, study: optuna.Study) -> None:
