@@ -267,7 +267,18 @@ def test_study_on_a_digits_folder_measures_what_digits_does_and_exports(digits_f
     assert "id='samples'" in (tmp_path / "f" / "dashboard.html").read_text()
     code, err = invoke(tmp_path, ["export", "f", "--trial", "0", "--out", "model"])
     assert code == 0, err
-    assert json.loads((tmp_path / "model" / "metrics.json").read_text())["classes"] == [str(i) for i in range(10)]
+    exported = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert exported["classes"] == [str(i) for i in range(10)]
+    assert exported["dataset_arguments"]["root"] == str((digits_folder / "train").resolve())
+    lin = ["linearize", "model", "--method", "naive", "--budget", "50%", "--epochs", "0.02", "--search-epochs", "0.02"]
+    monkeypatch.undo()  # linearize reads the folder itself (an export need not sit beside its study's run folder)
+    code, err = invoke(tmp_path, [*lin, "-o", "lin"])  # the export says where its images are: no --dataset needed
+    assert code == 0, err
+    assert json.loads((tmp_path / "lin" / "metrics.json").read_text())["dataset_arguments"] == exported[
+        "dataset_arguments"]
+    (tmp_path / "model" / "metrics.json").write_text(json.dumps({**exported, "dataset_arguments": {"subset": "ten"}}))
+    code, err = invoke(tmp_path, [*lin, "-o", "lin2"])
+    assert code == 2 and "metrics.json: dataset_arguments: subset:" in err and len(err.strip().splitlines()) == 1
     assert "## Classes" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
     code, err = invoke(tmp_path, ["export", "f", "--trial", "0", "--retrain-epochs", "1", "--out", "again"])
     assert code == 0, err                            # retrained on the study's own folder, its test_root included

@@ -12,11 +12,12 @@ import typer
 from pisearch.cli.app import MAX_EPOCHS, MAX_SEED, app
 from pisearch.cost import count
 from pisearch.data import load_dataset
-from pisearch.config import exists, folder_lock, read_json
+from pisearch.config import exists, folder_lock, read_json, validate
 from pisearch.errors import UserError
 from pisearch.linearize import GRANULARITIES, METHODS, PRESETS, LinearizeSettings, check_budget
 from pisearch.linearize import linearize as run_method
 from pisearch.report import check_export_target, load_export, write_export
+from pisearch.study import DatasetConfig
 
 
 def parse_budget(text: str, relus: int) -> int:
@@ -32,14 +33,21 @@ def parse_budget(text: str, relus: int) -> int:
     return budget
 
 
-def _dataset_name(model_dir: Path, dataset: str | None) -> str:
-    if dataset is not None:
-        return dataset
+def _dataset(model_dir: Path, dataset: str | None) -> tuple[str, dict]:
+    """The dataset to linearize on: ``--dataset``, else the export's (``metrics.json``: ``dataset``), and the
+    recorded arguments that choose its images and split (``dataset_arguments``: a folder's root, the validation
+    split, …) when it is the export's own, checked as a study file's ``dataset:`` block would be."""
     path = model_dir / "metrics.json"
-    name = read_json(path).get("dataset") if exists(path) else None
+    recorded = read_json(path) if exists(path) else {}
+    name = dataset or recorded.get("dataset")
     if not name:
         raise UserError(f"{path}: no dataset recorded (key dataset); pass --dataset NAME")
-    return name
+    given = recorded.get("dataset_arguments") if name == recorded.get("dataset") else None
+    if given is None:
+        return name, {}
+    if not isinstance(given, dict):
+        raise UserError(f"{path}: dataset_arguments: expected a mapping of dataset keys, got {type(given).__name__}")
+    return name, validate(DatasetConfig, {**given, "name": name}, f"{path}: dataset_arguments").portable()
 
 
 @app.command()
@@ -78,8 +86,8 @@ def linearize(
     b = parse_budget(budget, relus)
     options = {"preset": preset, "finetune_epochs": epochs, "search_epochs": search_epochs, "kd": kd, "seed": seed}
     settings = LinearizeSettings(**{k: v for k, v in options.items() if v is not None})
-    name = _dataset_name(model_dir, dataset)
-    splits = load_dataset(name, resolution=spec.resolution, channels=spec.in_channels)
+    name, given = _dataset(model_dir, dataset)
+    splits = load_dataset(name, resolution=spec.resolution, channels=spec.in_channels, **given)
     if splits.train.num_classes != spec.num_classes:
         raise UserError(f"--dataset {name}: has {splits.train.num_classes} classes, the network "
                         f"{spec.num_classes}")
@@ -90,7 +98,8 @@ def linearize(
                str(settings.search_epochs), "--dataset", name, "--seed", str(settings.seed), "-o", str(out)]
     if not kd:
         command.append("--no-kd")
-    metrics = {**report, "dataset": name, "source": method, "parent": str(model_dir), "parent_spec_hash": spec.hash,
+    metrics = {**report, "dataset": name, **({"dataset_arguments": given} if given else {}),  # linearizable again
+               "source": method, "parent": str(model_dir), "parent_spec_hash": spec.hash,
                "weights": f"{method} linearization, finetuned {report['finetune_steps']} steps",
                "linearize": settings.model_dump(mode="json")}
     with folder_lock(out.parent):  # two commands writing one export folder take turns: the last one's stays

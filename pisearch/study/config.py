@@ -49,7 +49,7 @@ class DatasetConfig(ConfigModel):
                           "luma)")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of the training images held out for validation")
     split_seed: int = Field(0, description="seed of the validation split (and of subset's sample)")
-    download: bool = Field(False, description="download a missing dataset (CIFAR) when online")
+    download: bool = Field(False, description="download a missing dataset (CIFAR, Tiny ImageNet) when online")
 
     @model_serializer(mode="wrap")
     def _without_unset_sources(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -60,6 +60,17 @@ class DatasetConfig(ConfigModel):
         """The keyword arguments of :func:`pisearch.data.load_dataset` this block gives (all but the resolution,
         which is the search space's)."""
         return self.model_dump(exclude={"name", "resolution"})
+
+    def portable(self) -> dict[str, Any]:
+        """What an export records of this block (``metrics.json``: ``dataset_arguments``) so that ``pisearch
+        linearize`` reloads the same images and split from any working directory: the keys that choose them, with
+        the given paths made absolute (channels and resolution are the network's; download is not a choice of
+        data)."""
+        given = self.model_dump(mode="json", exclude={"name", "resolution", "channels", "download"})
+        return {k: str(Path(v).resolve()) if k in PATH_KEYS and v is not None else v for k, v in given.items()}
+
+
+PATH_KEYS = ("root", "test_root", "path")  # dataset keys that name files or folders
 
 
 class SamplerConfig(ConfigModel):

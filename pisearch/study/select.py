@@ -146,8 +146,11 @@ def trial_model(run: Run, row: pd.Series, *, retrain_epochs: int | None = None, 
         model, accuracy = _retrain(run.config, spec, fidelity, name, device, progress, run.run_dir)
         weights, level, precision = f"retrained {fidelity.epochs} epochs", None, resolved_precision(fidelity, device)
         trained_by = __version__
-    classes = recorded_classes(run.run_dir) if name == run.config.dataset.name else []
-    metrics = {"accuracy": accuracy, "dataset": name, "level": level, "fidelity": fidelity.model_dump(mode="json"),
+    own = name == run.config.dataset.name
+    classes = recorded_classes(run.run_dir) if own else []
+    metrics = {"accuracy": accuracy, "dataset": name, **({"dataset_arguments": run.config.dataset.portable()} if own
+                                                          else {}),
+               "level": level, "fidelity": fidelity.model_dump(mode="json"),
                "precision": precision, **({"classes": classes} if classes else {}),
                **({"trained_by": trained_by} if isinstance(trained_by, str) else {}),
                "weights": weights, "study": run.study.study_name, "trial": number, "source": row["source"],

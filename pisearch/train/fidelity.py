@@ -49,7 +49,7 @@ class Fidelity(ConfigModel):
     bn_recalibrate: bool = Field(True, description="re-estimate BN statistics on train images before each "
                                  "validation")
     precision: Literal["fp32", "bf16", "auto"] = Field("auto", description="bf16: autocast forward passes to "
-                                                       "bfloat16 (1.1–2.5× faster on CPUs with AMX/AVX512-BF16 and "
+                                                       "bfloat16 (1.4–1.9× faster on an AVX512-BF16 CPU in benchmarks/precision.py, faster on GPUs, "
                                                        "on GPUs, emulated and ~5× slower elsewhere); auto: bf16 "
                                                        "where the device has bf16 units, else fp32 (a study keeps "
                                                        "the precision it was created with)")
