@@ -144,7 +144,8 @@ def discordant(table: list[dict], what: str = "lan") -> list[tuple[str, str]]:
 def layer_table(raw: dict, protocol: str, names: list[str], clock: str) -> dict[str, list[tuple[dict, dict]]]:
     """Per kind (``relu``, ``poly``, ``linear``): (features, measured figures) of every such layer of the named specs.
     Features are the cost model's: ``elements`` of a site; ``patches`` (c_in·k²·h_out²), ``weights``, ``outputs``,
-    ``macs`` of a conv / fc layer."""
+    ``macs`` of a conv / fc layer, split by output size as :class:`SharedLinear` prices compute: ``small_macs``
+    (outputs of at most 2×2) and ``contraction`` (c_in·k², larger outputs)."""
     out: dict[str, list] = {"relu": [], "poly": [], "linear": []}
     for name in names:
         cost = count(ArchSpec.from_json(raw["specs"][name]["spec"]))
@@ -159,8 +160,11 @@ def layer_table(raw: dict, protocol: str, names: list[str], clock: str) -> dict[
             elif layer["kind"] in ("conv", "linear"):
                 lc = layers[layer["name"]]
                 g = lc.layer
+                small = g.h_out <= SharedLinear.small_side
                 out["linear"].append(({"patches": g.c_in * g.kernel ** 2 * g.h_out ** 2, "weights": lc.params,
-                                       "outputs": g.c_out * g.h_out ** 2, "macs": lc.macs, "layer": 1}, got))
+                                       "outputs": g.c_out * g.h_out ** 2, "layer": 1,
+                                       "small_macs": lc.macs * small,
+                                       "contraction": g.c_in * g.kernel ** 2 * (not small)}, got))
     return out
 
 
@@ -174,7 +178,8 @@ def nonnegative_fit(rows: list[tuple[dict, dict]], columns: tuple[str, ...], tar
 def fit(raw: dict, protocol: str, names: list[str], clock: str = "cpu_seconds") -> dict[str, dict[str, float]]:
     """The SPU model's constants from the per-layer figures of the named specs: per ReLU / polynomial element
     bytes and µs, µs and round trips per layer; per linear layer bytes (per layer, patch element, weight, output),
-    µs per layer, ns per MAC and round trips."""
+    compute (µs per layer, ns per output, ns per MAC of a small output, µs per contraction element of a larger one)
+    and round trips."""
     table = layer_table(raw, protocol, names, clock)
     out = {}
     for kind in ("relu", "poly"):
@@ -186,9 +191,10 @@ def fit(raw: dict, protocol: str, names: list[str], clock: str = "cpu_seconds") 
                      "online_rounds": float(np.median([g["rounds"] for _, g in rows]))}
     rows = table["linear"]
     b = nonnegative_fit(rows, ("layer", "patches", "weights", "outputs"), "bytes")
-    t = nonnegative_fit(rows, ("layer", "macs"), "seconds")
+    t = nonnegative_fit(rows, ("layer", "outputs", "small_macs", "contraction"), "seconds")
     out["linear"] = {"layer_bytes": b["layer"], "patch_bytes": b["patches"], "weight_bytes": b["weights"],
-                     "output_bytes": b["outputs"], "layer_us": t["layer"] * 1e6, "ns_per_mac": t["macs"] * 1e9,
+                     "output_bytes": b["outputs"], "layer_us": t["layer"] * 1e6, "ns_per_mac": t["small_macs"] * 1e9,
+                     "contraction_us": t["contraction"] * 1e6, "output_ns": t["outputs"] * 1e9,
                      "rounds": float(np.median([g["rounds"] for _, g in rows]))}
     return out
 

@@ -134,7 +134,7 @@ def test_outputs_far_from_pytorch_are_refused(tiny_export, tmp_path, capsys):
     ("weights", ["-p", "semi2k"], "weights do not fit arch.json"),
     ("protocol", ["-p", "spdz"], "SPU does not run 'spdz' (known: cheetah, semi2k, aby3)"),
     ("no spu", ["-p", "cheetah"], "pip install 'pisearch[mpc]'"),
-    ("no dataset", ["-p", "semi2k"], "dataset: not recorded"),
+    ("no dataset", ["-p", "semi2k"], "no dataset recorded (key dataset); pass --random-inputs"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, case, args, expected):
     pytest.importorskip("onnx")

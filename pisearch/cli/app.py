@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from pisearch import __version__
-from pisearch.config import exists, read_text
+from pisearch.config import exists, read_json, read_text, validate
 from pisearch.errors import UserError
 from pisearch.spec import ArchSpec, apply_convention, net
 
@@ -72,3 +72,23 @@ def _print_version(value: bool) -> None:
 def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                        help="Print pisearch's version and exit.")) -> None:
     """pisearch: launch search studies, inspect Pareto dashboards, export the best architecture."""
+
+
+def recorded_dataset(model_dir: Path, dataset: str | None, hint: str) -> tuple[str, dict]:
+    """The dataset a command reads for an export folder: ``dataset``, else the export's (``metrics.json``:
+    ``dataset``), and the recorded arguments that choose its images and split (``dataset_arguments``: a folder's
+    root, the validation split, …) when it is the export's own, checked as a study file's ``dataset:`` block would
+    be. ``hint``: what to do when the export records none."""
+    from pisearch.study import DatasetConfig  # here: the study layer (Optuna) loads only for the commands that ask
+
+    path = model_dir / "metrics.json"
+    recorded = read_json(path) if exists(path) else {}
+    name = dataset or recorded.get("dataset")
+    if not name:
+        raise UserError(f"{path}: no dataset recorded (key dataset); {hint}")
+    given = recorded.get("dataset_arguments") if name == recorded.get("dataset") else None
+    if given is None:
+        return name, {}
+    if not isinstance(given, dict):
+        raise UserError(f"{path}: dataset_arguments: expected a mapping of dataset keys, got {type(given).__name__}")
+    return name, validate(DatasetConfig, {**given, "name": name}, f"{path}: dataset_arguments").portable()

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import typer
 
-from pisearch.cli.app import MAX_EPOCHS, MAX_SEED, app
+from pisearch.cli.app import MAX_EPOCHS, MAX_SEED, app, recorded_dataset
 from pisearch.cost import count
 from pisearch.data import load_dataset
-from pisearch.config import exists, folder_lock, read_json, validate
+from pisearch.config import folder_lock
 from pisearch.errors import UserError
 from pisearch.linearize import GRANULARITIES, METHODS, PRESETS, LinearizeSettings, check_budget
 from pisearch.linearize import linearize as run_method
 from pisearch.report import check_export_target, load_export, write_export
-from pisearch.study import DatasetConfig
 
 
 def parse_budget(text: str, relus: int) -> int:
@@ -31,23 +30,6 @@ def parse_budget(text: str, relus: int) -> int:
         raise UserError(f"--budget: expected a number of ReLUs or a percentage like 10%, got {text!r}")
     check_budget(budget, relus)
     return budget
-
-
-def _dataset(model_dir: Path, dataset: str | None) -> tuple[str, dict]:
-    """The dataset to linearize on: ``--dataset``, else the export's (``metrics.json``: ``dataset``), and the
-    recorded arguments that choose its images and split (``dataset_arguments``: a folder's root, the validation
-    split, …) when it is the export's own, checked as a study file's ``dataset:`` block would be."""
-    path = model_dir / "metrics.json"
-    recorded = read_json(path) if exists(path) else {}
-    name = dataset or recorded.get("dataset")
-    if not name:
-        raise UserError(f"{path}: no dataset recorded (key dataset); pass --dataset NAME")
-    given = recorded.get("dataset_arguments") if name == recorded.get("dataset") else None
-    if given is None:
-        return name, {}
-    if not isinstance(given, dict):
-        raise UserError(f"{path}: dataset_arguments: expected a mapping of dataset keys, got {type(given).__name__}")
-    return name, validate(DatasetConfig, {**given, "name": name}, f"{path}: dataset_arguments").portable()
 
 
 @app.command()
@@ -86,7 +68,7 @@ def linearize(
     b = parse_budget(budget, relus)
     options = {"preset": preset, "finetune_epochs": epochs, "search_epochs": search_epochs, "kd": kd, "seed": seed}
     settings = LinearizeSettings(**{k: v for k, v in options.items() if v is not None})
-    name, given = _dataset(model_dir, dataset)
+    name, given = recorded_dataset(model_dir, dataset, hint="pass --dataset NAME")
     splits = load_dataset(name, resolution=spec.resolution, channels=spec.in_channels, **given)
     if splits.train.num_classes != spec.num_classes:
         raise UserError(f"--dataset {name}: has {splits.train.num_classes} classes, the network "

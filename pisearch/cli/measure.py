@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pisearch.cli.app import app
+from pisearch.cli.app import app, recorded_dataset
 from pisearch.mpc import MAX_IMAGES, SPU_PROTOCOLS, TOLERANCE, measure_export
 
 
@@ -28,7 +28,9 @@ def measure(
                                          "(at least 1)."),
 ) -> None:
     """Measure one inference of an export under an SPU protocol: time, bytes, messages per kind of operation."""
-    r = measure_export(folder, protocol, images, random_inputs=random_inputs, tolerance=tolerance)
+    data = None if random_inputs else recorded_dataset(
+        folder, None, hint="pass --random-inputs (what an inference costs does not depend on the input values)")
+    r = measure_export(folder, protocol, images, dataset=data, tolerance=tolerance)
     console = Console()
     table = Table(title=f"{folder} under SPU {r['engine']['version']} {protocol} — per single-image inference, "
                         f"party 0's view")

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from pisearch.config import exists, read_json
 from pisearch.cost import NETWORKS, Network, count
 from pisearch.data import load_dataset
 from pisearch.errors import UserError
@@ -38,19 +37,20 @@ REPORTED = {"conv": "convolution", "relu": "relu", "poly": "poly", "maxpool": "p
 FIELDS = ("seconds", "cpu_seconds", "sent_bytes", "recv_bytes", "send_actions", "recv_actions")
 
 
-def measure_export(folder: str | Path, protocol: str, images: int = 1, *, random_inputs: bool = False,
+def measure_export(folder: str | Path, protocol: str, images: int = 1, *, dataset: tuple[str, dict] | None = None,
                    tolerance: float = TOLERANCE) -> dict:
     """Run ``images`` test images of the export at ``folder`` under ``protocol`` (``cheetah``, ``semi2k``, ``aby3``),
     write ``measured.json`` (one record per protocol) and the card's measured section, and return the record.
 
-    Inputs are the first test images of the dataset ``metrics.json`` names, or with ``random_inputs`` standard normal
-    images (seed 0): what an inference costs does not depend on the input values. Outputs more than ``tolerance``
+    Inputs are the first test images of ``dataset`` (its name and :func:`~pisearch.data.load_dataset` arguments: the
+    export's, as ``metrics.json`` records them), or without one standard normal images (seed 0): what an inference
+    costs does not depend on the input values. Outputs more than ``tolerance``
     × max(1, max |logit|) away from PyTorch's raise a UserError and nothing is written."""
     folder = Path(folder)
     check_protocol(protocol)
     spu_modules()
     spec, model = load_export(folder)
-    x, inputs = _images(folder, spec, images, random_inputs)
+    x, inputs = _images(spec, images, dataset)
     record = measure_model(spec, model, x, protocol, inputs=inputs, tolerance=tolerance, source=str(folder))
     write_measured(folder, protocol, record)
     return record
@@ -106,17 +106,14 @@ def latency_ms(figures: dict, net: Network) -> float:
             + figures["send_actions"] * net.rtt_ms)
 
 
-def _images(folder: Path, spec: ArchSpec, n: int, random_inputs: bool) -> tuple[torch.Tensor, str]:
-    """``n`` input images (float, normalised as in training) and a line saying what they are."""
+def _images(spec: ArchSpec, n: int, dataset: tuple[str, dict] | None) -> tuple[torch.Tensor, str]:
+    """``n`` input images (float, normalised as in training) and a line saying what they are: the first test images
+    of ``dataset`` (name, load_dataset arguments), or standard normal ones without it."""
     shape = (n, spec.in_channels, spec.resolution, spec.resolution)
-    if random_inputs:
+    if dataset is None:
         return torch.randn(shape, generator=torch.Generator().manual_seed(0)), f"{n} random N(0, 1) images (seed 0)"
-    path = folder / "metrics.json"
-    name = read_json(path).get("dataset") if exists(path) else None
-    if not name:
-        raise UserError(f"{path}: dataset: not recorded, so there are no test images to run; pass --random-inputs "
-                        f"(what an inference costs does not depend on the input values)")
-    test = load_dataset(name, resolution=spec.resolution, channels=spec.in_channels).test
+    name, given = dataset
+    test = load_dataset(name, resolution=spec.resolution, channels=spec.in_channels, **given).test
     if len(test) < n:
         raise UserError(f"measure: --images: {n} asked, the test split of {name} has {len(test)}")
     return DeviceImages(test, "cpu").batch(torch.arange(n)), inputs_line(name, n)

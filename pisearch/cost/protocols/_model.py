@@ -152,8 +152,10 @@ class SharedLinear:
     costed per layer from measured constants (BN folded into the conv, output truncation included):
 
     bytes = ``layer_bytes`` + ``patch_bytes`` × c_in·k²·h_out² (the im2col patches) + ``weight_bytes`` ×
-    c_in·c_out·k² + ``output_bytes`` × c_out·h_out²; compute = ``layer_us`` + ``ns_per_mac`` × MACs; ``rounds``
-    round trips per layer."""
+    c_in·c_out·k² + ``output_bytes`` × c_out·h_out²; compute (µs) = ``layer_us`` + ``output_ns`` × 10⁻³ ×
+    c_out·h_out² + either ``ns_per_mac`` × 10⁻³ × MACs (outputs of at most ``small_side``² positions, fc layers
+    included) or ``contraction_us`` × c_in·k² (larger outputs: SPU's ring matmul then costs about the same per
+    element of its contraction whatever the output size); ``rounds`` round trips per layer."""
 
     layer_bytes: float
     patch_bytes: float
@@ -161,16 +163,27 @@ class SharedLinear:
     output_bytes: float
     layer_us: float
     ns_per_mac: float
+    contraction_us: float
+    output_ns: float
     rounds: float
+    small_side: int = 2
     with_bn: bool = False
+
+    def seconds(self, op: LinearOp) -> float:
+        """Compute of one layer, in seconds."""
+        if op.h_out <= self.small_side:
+            shape_us = self.ns_per_mac * 1e-3 * op.macs
+        else:
+            shape_us = self.contraction_us * op.c_in * op.kernel**2
+        return (self.layer_us + self.output_ns * 1e-3 * op.out_elems + shape_us) * 1e-6
 
     def part(self, ops: Sequence[LinearOp], net: Network) -> Part:
         """Every layer of ``ops``."""
         nbytes = sum(self.layer_bytes + self.patch_bytes * op.c_in * op.kernel**2 * op.h_out**2
                      + self.weight_bytes * op.c_in * op.c_out * op.kernel**2 + self.output_bytes * op.out_elems
                      for op in ops)
-        seconds = sum(self.layer_us * 1e-6 + self.ns_per_mac * 1e-9 * op.macs for op in ops)
-        return Part.of(net, online_s=seconds, online_bytes=nbytes, online_rounds=self.rounds * len(ops))
+        return Part.of(net, online_s=sum(map(self.seconds, ops)), online_bytes=nbytes,
+                       online_rounds=self.rounds * len(ops))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ and the date). Bytes are party 0's sent + received (all traffic under two partie
 compute is the process CPU time of all parties in SPU's single-process simulator on that machine; round trips are the
 messages party 0 sends per layer (an upper bound on round trips). A ReLU includes SPU's select after the comparison,
 a polynomial its two secret multiplications (secret coefficients) and truncations, a linear layer its truncation.
+A linear layer's compute follows the shape of SPU's ring matmul (:class:`SharedLinear`): per MAC when its output
+has at most 2×2 positions, else per element of its contraction c_in·k², plus a term per output element.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def spu_cheetah() -> Protocol:
                 ElementCost(online_bytes=98.5, online_us=17.1, online_layer_us=7365.0, online_rounds=20.0),
                 ElementCost(online_bytes=462.4, online_us=16.3, online_layer_us=19870.0, online_rounds=10.0),
                 SharedLinear(layer_bytes=1.105e6, patch_bytes=5.88, weight_bytes=0.177, output_bytes=16.4,
-                             layer_us=328600.0, ns_per_mac=636.0, rounds=4.0))
+                             layer_us=53690.0, ns_per_mac=748.7, contraction_us=2156.0,
+                             output_ns=69630.0, rounds=4.0))
 
 
 @register_protocol
@@ -37,7 +40,7 @@ def spu_semi2k() -> Protocol:
                 ElementCost(online_bytes=144.0, online_us=2.28, online_layer_us=7528.0, online_rounds=8.0),
                 ElementCost(online_bytes=80.0, online_us=0.833, online_layer_us=10350.0, online_rounds=4.0),
                 SharedLinear(layer_bytes=0.0, patch_bytes=13.7, weight_bytes=27.5, output_bytes=0.0,
-                             layer_us=42750.0, ns_per_mac=86.3, rounds=2.0))
+                             layer_us=0.0, ns_per_mac=49.6, contraction_us=480.6, output_ns=4403.0, rounds=2.0))
 
 
 @register_protocol
@@ -47,4 +50,4 @@ def spu_aby3() -> Protocol:
                 ElementCost(online_bytes=104.0, online_us=2.96, online_layer_us=11300.0, online_rounds=11.0),
                 ElementCost(online_bytes=72.6, online_us=1.41, online_layer_us=11920.0, online_rounds=5.0),
                 SharedLinear(layer_bytes=0.0, patch_bytes=0.153, weight_bytes=0.0, output_bytes=33.7,
-                             layer_us=55850.0, ns_per_mac=77.0, rounds=3.0))
+                             layer_us=0.0, ns_per_mac=23.1, contraction_us=504.3, output_ns=5883.0, rounds=3.0))
