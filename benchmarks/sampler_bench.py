@@ -16,7 +16,8 @@ instead of training:
 Printed (axes accuracy × log10 ReLUs over the budget window, above the table's lowest accuracy, so every sampler is
 measured on one fixed area): per sampler, the hypervolume after 6, 12, 18, 24, 30, 36 trials (median and IQR over
 study seeds); the trials each needs (median) to reach random's median 36-trial hypervolume; its 36-trial
-hypervolume / random's (median of per-seed ratios, and the shared-range ratio the real benchmark reports); and per
+hypervolume / random's (median of per-seed ratios, and the shared-range ratio the real benchmark reports, with its
+IQR); and per
 rule budget the headroom: the table's best accuracy at ≤ the budget against random's median best after 36 trials.
 
     python benchmarks/sampler_bench.py                          # 5 samplers × 10 seeds × 36 trials, a few minutes
@@ -169,8 +170,9 @@ def report(runs: dict, args: argparse.Namespace, table: Table, floor: float) -> 
         ratio = [curves[(name, s)][-1] / curves[("random", s)][-1] for s in seeds] if "random" in names else []
         shared = [shared_hypervolume(runs[(name, s)], runs[("random", s)])["ratio"] for s in seeds] \
             if "random" in names else []
+        spread = "[{:.3f}–{:.3f}]".format(*np.nanpercentile(shared, [25, 75])) if shared else ""
         print(f"{name:<10} " + "".join(f"{c:>23}" for c in cells)
-              + f"   {np.median(reach):>19}   {np.median(ratio):>10.3f}   {np.nanmedian(shared):>13.3f}")
+              + f"   {np.median(reach):>19}   {np.median(ratio):>10.3f}   {np.nanmedian(shared):>13.3f} {spread}")
     if "random" not in names:
         return
     print("\nheadroom at each rule budget: the table's best accuracy at ≤ budget vs random's best after "
