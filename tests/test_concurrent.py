@@ -14,6 +14,8 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,13 +155,9 @@ def assert_export(folder: Path) -> None:
 RUN = ["run", "s.yaml", "-o", "run", "-n", str(TOTAL), "--no-progress"]
 
 
-def test_running_trials_are_taken_for_dead_only_by_a_process_alone(tmp_path):
-    """A RUNNING trial is re-queued as a dead run's only while no other process has the storage open: while a
-    forked child holds it, the parent re-queues nothing; once the child has ended, the trial is re-queued."""
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    made = Store.open(url)
-    made.create("t", ["maximize"], RandomSampler()).ask()  # left RUNNING
-    made.close()  # the child opens the storage on its own
+@contextmanager
+def held_elsewhere(url: str) -> Iterator[None]:
+    """A forked child holds the storage at ``url`` open, as a running command does, for the block."""
     held_r, held_w = os.pipe()
     gate_r, gate_w = os.pipe()
     pid = os.fork()
@@ -172,11 +170,24 @@ def test_running_trials_are_taken_for_dead_only_by_a_process_alone(tmp_path):
         finally:
             os._exit(0)
     os.read(held_r, 1)
-    store = Store.open(url)
-    study = store.load("t")
-    assert store.live.others and store.requeue_dead(study, ()) == 0
-    os.write(gate_w, b"x")
-    os.waitpid(pid, 0)
+    try:
+        yield
+    finally:
+        os.write(gate_w, b"x")
+        os.waitpid(pid, 0)
+
+
+def test_running_trials_are_taken_for_dead_only_by_a_process_alone(tmp_path):
+    """A RUNNING trial is re-queued as a dead run's only while no other process has the storage open: while a
+    forked child holds it, the parent re-queues nothing; once the child has ended, the trial is re-queued."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    made = Store.open(url)
+    made.create("t", ["maximize"], RandomSampler()).ask()  # left RUNNING
+    made.close()  # the child opens the storage on its own
+    with held_elsewhere(url):
+        store = Store.open(url)
+        study = store.load("t")
+        assert store.live.others and store.requeue_dead(study, ()) == 0
     assert store.requeue_dead(study, ()) == 1
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.WAITING]
 
@@ -185,24 +196,9 @@ def test_create_and_worker_zero_on_a_running_study_get_their_own_advice(case):
     """While a run holds the study, ``pisearch create`` has nothing to create and ``pisearch worker --worker-id 0``
     takes the starting command's id: each says so in one line (exit 2), not the advice meant for ``run``."""
     url = f"sqlite:///{case / 'run' / 'study.db'}"
-    held_r, held_w = os.pipe()
-    gate_r, gate_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # holds the storage as a running command does, until the parent writes to the gate
-        try:
-            other = Store.open(url)
-            os.write(held_w, b"x")
-            os.read(gate_r, 1)
-            other.close()
-        finally:
-            os._exit(0)
-    os.read(held_r, 1)
-    try:
+    with held_elsewhere(url):
         created = invoke(case, ["create", "s.yaml", "-o", "run"])
         worker = invoke(case, ["worker", "--storage", url, "--study", "t", "--worker-id", "0", "--no-progress"])
-    finally:
-        os.write(gate_w, b"x")
-        os.waitpid(pid, 0)
     assert created[0] == 2 and "nothing to create" in created[1] and "pisearch worker --storage" in created[1]
     assert worker[0] == 2 and "--worker-id 0 is the id of the command that starts" in worker[1]
     for code, err in (created, worker):

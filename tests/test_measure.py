@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 import pisearch.cli
 from pisearch.cost import count
@@ -20,22 +19,11 @@ from pisearch.mpc import layer_ops, run_network
 from pisearch.report import write_export
 from pisearch.spec import Act, Mask, resnet
 
+from tests.test_export import trained_like
+
 
 def needs_spu():
     pytest.importorskip("spu")
-
-
-def trained_like(spec):
-    """A model of ``spec`` with non-trivial BatchNorm statistics and polynomial coefficients."""
-    torch.manual_seed(0)
-    model = build(spec)
-    for p in model.parameters():
-        p.data.add_(0.1 * torch.randn_like(p))
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-    return model.eval()
 
 
 def masked_spec():
