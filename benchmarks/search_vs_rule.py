@@ -208,6 +208,8 @@ def main() -> None:
                     "same on every CPU; auto: bf16 where the CPU has it)")
     ap.add_argument("--val-fraction", type=float, default=0.05, help="validation share of the train split")
     ap.add_argument("--study-seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="study seeds run: first-seed … first-seed + "
+                    "study-seeds − 1 (e.g. to run one seed in another process)")
     ap.add_argument("--compare-seeds", type=int, default=3, help="training seeds of the verdicts")
     ap.add_argument("--jobs", default="auto", help="worker processes per study")
     ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"any of {', '.join(VARIANTS)}")
@@ -223,7 +225,7 @@ def main() -> None:
     variants = args.variants.split(",")
     if unknown := [v for v in variants if v not in VARIANTS]:
         ap.error(f"--variants: unknown {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
-    seeds = list(range(args.study_seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.study_seeds))
     start = time.perf_counter()
     cells = {(v, s): run_cell(v, s, args) for s in seeds for v in variants}
     trials = {key: cell[0] for key, cell in cells.items()}
