@@ -38,6 +38,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "data": (),
     "spec": (),
     "__init__": ("report",),  # the package root: pisearch.load() reads an export folder
+    "__main__": ("cli",),  # python -m pisearch
 }
 LEAF_IMPORTS = {"errors": (), "config": ("errors",)}
 OPTUNA_LAYERS = ("study",)
@@ -108,7 +109,7 @@ def diagram() -> str:
     """The layer diagram of docs/architecture.md, rendered from ``LAYERS``."""
     width = max(map(len, LAYERS))
     lines = [f"{layer:<{width}} → {', '.join(below) or '(nothing of ours)'}" for layer, below in LAYERS.items()
-             if layer != "__init__"]
+             if layer not in ("__init__", "__main__")]
     lines.append(f"{'leaves':<{width}} : {', '.join(LEAVES)} — every layer may import them "
                  f"(config imports errors only)")
     return "\n".join(["```text", *lines, "```"])
