@@ -14,7 +14,7 @@ from pisearch.cli.app import MAX_JOBS, MAX_TIMEOUT_S, MAX_TRIALS, MIN_TIMEOUT_S,
 from pisearch.errors import UserError
 from pisearch.report import bin_table
 from pisearch.study import (Live, Store, StudyConfig, default_location, display_url, front_of, load_study_config,
-                            relu_bins, run_study, state_summary)
+                            relu_bins, run_folder, run_study, state_summary)
 
 
 def parse_jobs(text: str | None) -> int | str | None:
@@ -30,7 +30,7 @@ def joining(config: StudyConfig, storage: str | None, out: Path | None) -> tuple
     """This command's hold on the study's file storage (kept for the whole command: :class:`Live`) and its worker
     id: 0 when it starts the study's run, else (another process runs the study there) an id of its own, printed:
     it joins as one more worker, in one process."""
-    folder = out or Path("runs") / config.name
+    folder = run_folder(config.name, out)
     url = storage or config.storage.url
     live = Store.attach(url or default_location(folder).url)
     if live is None or not live.others:

@@ -8,10 +8,10 @@ from pisearch.study.launch import RunResult, run_study
 from pisearch.study.runner import StudyBusy, load_stored_study, open_study, prepare_study
 from pisearch.study.select import open_run, pick_trial, trial_model
 from pisearch.study.store import (Live, Location, Store, default_location, display_url, locate_existing,
-                                  measured_records, read_study, trials_frame)
+                                  measured_records, read_study, run_folder, trials_frame)
 
 __all__ = ["OBJECTIVES", "DatasetConfig", "Live", "Location", "RunResult", "Store", "StudyBusy", "StudyConfig",
            "default_location", "display_url", "front_of", "load_dashboard_data", "load_stored_study",
            "load_study_config", "locate_existing", "measured_records", "open_run", "open_study", "pick_trial",
-           "prepare_study", "read_study", "relu_bins", "run_study", "state_summary", "trial_model", "trials_frame",
-           "write_dashboard", "write_reports"]
+           "prepare_study", "read_study", "relu_bins", "run_folder", "run_study", "state_summary", "trial_model",
+           "trials_frame", "write_dashboard", "write_reports"]

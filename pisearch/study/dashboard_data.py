@@ -21,7 +21,7 @@ from pisearch.report import dashboard_html, rank_agreements
 from pisearch.space import BudgetConfig, SearchSpace
 from pisearch.study.objective import PRECISION_ATTR, VERSION_ATTR
 from pisearch.study.records import shown_states, write_atomic
-from pisearch.study.store import CHECK_ATTR, read_study
+from pisearch.study.store import CHECK_ATTR, read_study, run_folder
 
 DATASET_SOURCE_KEYS = ("root", "test_root", "path", "subset")  # where a study's images come from, as written
 CLASSES_SHOWN = 12  # class names listed in the facts (all of them are in the run folder's dataset.json)
@@ -161,7 +161,7 @@ def write_dashboard(run_dir_or_url: str | Path, study: str | None = None, out: s
     """Write the self-contained dashboard HTML (default ``<run folder>/dashboard.html``, or
     ``runs/<study>/dashboard.html`` for a storage without a run folder) atomically; returns its path."""
     data = load_dashboard_data(run_dir_or_url, study)
-    path = Path(out) if out else (data.run_dir or Path("runs") / data.facts["study"]) / "dashboard.html"
+    path = Path(out) if out else (data.run_dir or run_folder(data.facts["study"])) / "dashboard.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(dashboard_html(data.trials, data.facts, data.export_command, data.seed_runs, data.bins,
                                 data.samples), path)

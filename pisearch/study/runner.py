@@ -27,7 +27,7 @@ from pisearch.study.promotion import Callback, enqueue_band, train_waiting
 from pisearch.study.samplers import WORKER_SEED_STRIDE, build_sampler
 from pisearch.study.slots import FINISHED, SURPLUS, TAKEN, count_slots, holds_no_slot, slots_ahead
 from pisearch.study.store import (CHECK_ATTR, OUTSIDE_SPACE, PARENT, Store, default_location, display_url,
-                                  read_study)
+                                  read_study, run_folder)
 from pisearch.train import Fidelity, resolved_precision
 
 WAITING = (TrialState.WAITING,)  # enqueued, not started (promotions waiting for a worker)
@@ -222,7 +222,7 @@ def prepare_study(config: StudyConfig, space: SearchSpace | str | Path, *, n_tri
                         f"search space's resolution {space.resolution} ({space.source}); its specs' ReLU counts and "
                         "MACs are per space-resolution image, so the two must be equal (or leave "
                         "dataset.resolution out)")
-    out_dir = Path(out_dir) if out_dir else Path("runs") / config.name
+    out_dir = run_folder(config.name, out_dir)
 
     def load(run_dir: Path) -> tuple[Splits, list]:
         """The splits (a folder of your own images caches its decoded images in ``run_dir``) and the candidates."""

@@ -15,13 +15,13 @@ from pisearch.study.store._frames import (
     check_name, level_count, level_name, level_rows, measured_outside, measured_records, seeds_name, trials_frame,
 )
 from pisearch.study.store._live import Live
-from pisearch.study.store._location import KINDS, Location, default_location, display_url, locate, locate_existing
+from pisearch.study.store._location import (KINDS, Location, default_location, display_url, locate, locate_existing,
+                                            run_folder)
 from pisearch.study.store._store import Store, StoredStudy, read_study, reading, requeue
 
 __all__ = [
-    "CHECK_ATTR", "CHECK_LEVEL", "COLUMNS", "KINDS", "Live", "MEASURED", "OUTSIDE_MEASURED", "OUTSIDE_SPACE",
-    "PARENT", "RETRY_OF", "Location", "Store", "StoredStudy",
-    "base_names", "check_name", "default_location", "display_url", "level_count", "level_name", "level_rows", "locate",
-    "locate_existing", "measured_outside", "measured_records", "read_study", "reading", "requeue", "seeds_name",
-    "trials_frame",
+    "CHECK_ATTR", "CHECK_LEVEL", "COLUMNS", "KINDS", "Live", "MEASURED", "OUTSIDE_MEASURED", "OUTSIDE_SPACE", "PARENT",
+    "RETRY_OF", "Location", "Store", "StoredStudy", "base_names", "check_name", "default_location", "display_url",
+    "level_count", "level_name", "level_rows", "locate", "locate_existing", "measured_outside", "measured_records",
+    "read_study", "reading", "requeue", "run_folder", "seeds_name", "trials_frame",
 ]

@@ -79,6 +79,11 @@ def locate(url: str) -> Location:
     raise UserError(f"storage {shown}: unknown kind of storage URL (expected {KINDS})")
 
 
+def run_folder(name: str, out_dir: str | Path | None = None) -> Path:
+    """A study's run folder: ``out_dir`` when given, else ``runs/<name>`` (relative to the working directory)."""
+    return Path(out_dir) if out_dir else Path("runs") / name
+
+
 def default_location(out_dir: Path) -> Location:
     """The default storage of a run folder: ``<out_dir>/study.db``."""
     return locate(f"{SQLITE_PREFIX}{(out_dir / DB_FILE).as_posix()}")
